@@ -20,3 +20,7 @@ class GenimgError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class ModelUnavailableError(GenimgError):
+    """A model that cannot be loaded here (weights missing, unreadable or corrupt)."""

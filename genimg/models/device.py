@@ -1,0 +1,79 @@
+"""The one dtype/device policy.
+
+fp16 on CUDA; on the CPU bf16 where the processor has native bf16 arithmetic
+(AVX512-BF16 or AMX), otherwise fp32. ``GENIMG_DEVICE`` / ``GENIMG_DTYPE`` override.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+from genimg.config import settings
+from genimg.errors import GenimgError
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
+           "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and in which precision a model runs."""
+
+    device: torch.device
+    dtype: torch.dtype
+
+    def describe(self) -> str:
+        return f"{self.device.type}/{str(self.dtype).removeprefix('torch.')}"
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when /proc/cpuinfo lists AVX512-BF16 or AMX-BF16 (fast bf16 matmuls)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    """Map "fp16"/"bf16"/"fp32" (or the long names) to a torch dtype; raise GenimgError."""
+    try:
+        return _DTYPES[name.strip().lower()]
+    except KeyError:
+        raise GenimgError(f"unknown dtype {name!r}: use one of fp32, fp16, bf16") from None
+
+
+def default_placement(preferred_dtype: str | None = None) -> Placement:
+    """The placement new models get.
+
+    ``preferred_dtype`` is a catalog entry's own choice (some small models are faster or
+    only accurate in fp32); the environment override still wins.
+    """
+    env = settings()
+    device_name = env.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device_name.startswith("cuda") and not torch.cuda.is_available():
+        raise GenimgError("GENIMG_DEVICE asks for CUDA but no CUDA device is available here: unset it to use the CPU")
+    device = torch.device(device_name)
+    if env.dtype:
+        dtype = parse_dtype(env.dtype)
+    elif preferred_dtype:
+        dtype = parse_dtype(preferred_dtype)
+    elif device.type == "cuda":
+        dtype = torch.float16
+    else:
+        dtype = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    if device.type == "cpu" and dtype == torch.float16:
+        # fp16 kernels on the CPU are slow or missing; bf16 keeps the memory saving.
+        dtype = torch.bfloat16
+    return Placement(device=device, dtype=dtype)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work so wall-clock timings are honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

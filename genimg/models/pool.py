@@ -1,0 +1,283 @@
+"""One pool of loaded model handles, shared by every tab, the CLI, the API and benchmarks.
+
+- A model is loaded once, lazily, on first ``acquire``; later acquires reuse the handle.
+- ``acquire`` holds the handle's lock for the whole request, so two requests never
+  interleave inside one pipeline (schedulers and hooks are stateful).
+- A memory budget with least-recently-used eviction keeps the pool inside the device.
+- img2img / inpaint variants come from ``from_pipe`` and live in the base handle, so they
+  cost no second copy of the weights and are guarded by the same lock.
+- A handle whose model raised an unexpected error is dropped: the next request reloads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+
+from genimg.config import settings
+from genimg.errors import GenimgError, ModelUnavailableError
+from genimg.models import backends
+from genimg.models.catalog import ModelSpec, adhoc_spec, load_catalog
+from genimg.models.device import Placement, default_placement
+
+
+def module_nbytes(model: Any) -> int:
+    """Bytes of parameters and buffers held by a pipeline (its torch modules) or a module."""
+    modules: list[torch.nn.Module] = []
+    if isinstance(model, torch.nn.Module):
+        modules.append(model)
+    for value in getattr(model, "components", {}).values():
+        if isinstance(value, torch.nn.Module):
+            modules.append(value)
+    seen: set[int] = set()
+    total = 0
+    for module in modules:
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            key = tensor.data_ptr()
+            if key in seen:  # shared weights count once
+                continue
+            seen.add(key)
+            total += tensor.numel() * tensor.element_size()
+    return total
+
+
+@dataclass
+class Handle:
+    """A loaded model and what the pool knows about it."""
+
+    spec: ModelSpec
+    model: Any
+    placement: Placement
+    nbytes: int
+    load_seconds: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last_used: float = field(default_factory=time.monotonic)
+    variants: dict[str, Any] = field(default_factory=dict)
+    uses: int = 0
+
+
+@dataclass
+class Lease:
+    """What ``acquire`` yields: the handle, held under its lock, and how it was obtained."""
+
+    handle: Handle
+    cold: bool            # True when this acquire loaded the model
+    load_seconds: float   # time spent loading in this acquire (0.0 when warm)
+    acquire_seconds: float
+
+    @property
+    def model(self) -> Any:
+        return self.handle.model
+
+    def variant(self, kind: str) -> Any:
+        """The ``kind`` variant ("img2img", "inpaint", ...) sharing this model's weights.
+
+        Raises GenimgError when the backend cannot make that variant.
+        """
+        handle = self.handle
+        if kind not in handle.variants:
+            handle.variants[kind] = backends.get(handle.spec.backend).make_variant(handle.model, kind, handle.spec)
+        return handle.variants[kind]
+
+
+def default_budget_bytes(placement: Placement) -> int:
+    """The pool's memory budget: ``GENIMG_POOL_BUDGET_MB``, else 85% of VRAM or 50% of RAM."""
+    env = settings()
+    if env.pool_budget_mb:
+        return env.pool_budget_mb * 1024 * 1024
+    if placement.device.type == "cuda":
+        return int(torch.cuda.get_device_properties(placement.device).total_memory * 0.85)
+    import psutil
+
+    return int(psutil.virtual_memory().total * 0.5)
+
+
+class ModelPool:
+    """Shared, lazily loaded, LRU-evicted model handles (see module docstring)."""
+
+    def __init__(self, catalog: dict[str, ModelSpec] | None = None, budget_bytes: int | None = None,
+                 placement_for: Callable[[ModelSpec], Placement] | None = None):
+        self.catalog: dict[str, ModelSpec] = dict(catalog) if catalog is not None else load_catalog()
+        self._placement_for = placement_for or (lambda spec: default_placement(spec.dtype))
+        self.budget_bytes = budget_bytes
+        self._handles: dict[str, Handle] = {}
+        self._state_lock = threading.Lock()             # guards _handles and _load_locks
+        self._load_locks: dict[str, threading.Lock] = {}  # one loader at a time per model
+        self.evictions: list[str] = []                   # ids, oldest first (for tests and the UI)
+
+    # -- catalog ----------------------------------------------------------------------
+    def spec(self, model_id: str) -> ModelSpec:
+        """The catalog entry for ``model_id``; a typed hub id/folder when the server allows it.
+
+        Raises GenimgError for an unknown id.
+        """
+        model_id = (model_id or "").strip()
+        if model_id in self.catalog:
+            return self.catalog[model_id]
+        if not model_id:
+            raise GenimgError("no model chosen: pick one of " + ", ".join(self.catalog))
+        if "/" in model_id and settings().allow_custom_models:
+            spec = adhoc_spec(model_id)
+            self.catalog[spec.id] = spec
+            return spec
+        raise GenimgError(f"unknown model {model_id!r}: choose one of {', '.join(self.catalog)} "
+                          "(python -m genimg models lists them)")
+
+    def availability(self, model_id: str) -> tuple[bool, str]:
+        """(can it be loaded here, why or why not) without loading it."""
+        spec = self.spec(model_id)
+        if model_id in self._handles:
+            return True, "loaded"
+        return backends.get(spec.backend).availability(spec)
+
+    # -- handles ----------------------------------------------------------------------
+    def loaded(self) -> list[Handle]:
+        """Handles currently in memory, least recently used first."""
+        with self._state_lock:
+            return sorted(self._handles.values(), key=lambda h: h.last_used)
+
+    def is_loaded(self, model_id: str) -> bool:
+        return model_id in self._handles
+
+    def used_bytes(self) -> int:
+        return sum(h.nbytes for h in self.loaded())
+
+    def _budget(self, placement: Placement) -> int:
+        if self.budget_bytes is None:
+            self.budget_bytes = default_budget_bytes(placement)
+        return self.budget_bytes
+
+    def _load(self, spec: ModelSpec) -> Handle:
+        backend = backends.get(spec.backend)
+        ok, reason = backend.availability(spec)
+        if not ok:
+            raise ModelUnavailableError(f"model {spec.id!r} cannot be loaded here: {reason}")
+        placement = self._placement_for(spec)
+        started = time.perf_counter()
+        try:
+            model = backend.load(spec, placement)
+        except GenimgError:
+            raise
+        except Exception as exc:  # truncated or corrupt weights, wrong config, out of memory...
+            detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise ModelUnavailableError(f"model {spec.id!r} could not be loaded: {type(exc).__name__}: {detail}") from exc
+        seconds = time.perf_counter() - started
+        return Handle(spec=spec, model=model, placement=placement, nbytes=module_nbytes(model),
+                      load_seconds=seconds)
+
+    def _get_or_load(self, model_id: str) -> tuple[Handle, bool, float]:
+        spec = self.spec(model_id)
+        with self._state_lock:
+            handle = self._handles.get(spec.id)
+            if handle is not None:
+                return handle, False, 0.0
+            load_lock = self._load_locks.setdefault(spec.id, threading.Lock())
+        with load_lock:
+            with self._state_lock:  # another request may have loaded it while we waited
+                handle = self._handles.get(spec.id)
+            if handle is not None:
+                return handle, False, 0.0
+            handle = self._load(spec)
+            with self._state_lock:
+                self._handles[spec.id] = handle
+            self._evict_to_budget(keep=spec.id, placement=handle.placement)
+            return handle, True, handle.load_seconds
+
+    def _evict_to_budget(self, keep: str, placement: Placement) -> None:
+        budget = self._budget(placement)
+        for victim in self.loaded():  # least recently used first
+            if self.used_bytes() <= budget:
+                return
+            if victim.spec.id == keep:
+                continue
+            # Never evict a handle in use: skip it if its lock is held.
+            if victim.lock.acquire(blocking=False):
+                try:
+                    self._drop(victim.spec.id)
+                finally:
+                    victim.lock.release()
+
+    def _drop(self, model_id: str) -> None:
+        with self._state_lock:
+            handle = self._handles.pop(model_id, None)
+        if handle is None:
+            return
+        self.evictions.append(model_id)
+        handle.variants.clear()
+        handle.model = None
+        del handle
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def evict(self, model_id: str) -> None:
+        """Unload ``model_id`` (waits for a request using it to finish)."""
+        handle = self._handles.get(model_id)
+        if handle is None:
+            return
+        with handle.lock:
+            self._drop(model_id)
+
+    def clear(self) -> None:
+        """Unload every model."""
+        for handle in self.loaded():
+            self.evict(handle.spec.id)
+
+    @contextlib.contextmanager
+    def acquire(self, model_id: str) -> Iterator[Lease]:
+        """Borrow ``model_id`` exclusively for one request, loading it if needed.
+
+        Yields a Lease. Raises GenimgError for unknown models or missing weights. A
+        non-user error raised inside the ``with`` block drops the handle (it may be in
+        a broken state, e.g. after an out-of-memory error) and propagates.
+        """
+        started = time.perf_counter()
+        handle, cold, load_seconds = self._get_or_load(model_id)
+        handle.lock.acquire()
+        try:
+            if handle.model is None:  # evicted between lookup and lock: load again
+                handle.lock.release()
+                handle, cold, load_seconds = self._get_or_load(model_id)
+                handle.lock.acquire()
+            handle.last_used = time.monotonic()
+            handle.uses += 1
+            lease = Lease(handle=handle, cold=cold, load_seconds=load_seconds,
+                          acquire_seconds=time.perf_counter() - started)
+            try:
+                yield lease
+            except GenimgError:
+                raise
+            except Exception:
+                with self._state_lock:
+                    broken = self._handles.get(handle.spec.id) is handle
+                if broken:
+                    self._drop(handle.spec.id)
+                raise
+        finally:
+            handle.lock.release()
+
+
+_default_pool: ModelPool | None = None
+_default_pool_lock = threading.Lock()
+
+
+def get_pool() -> ModelPool:
+    """The process-wide pool (created on first use from the catalog file)."""
+    global _default_pool
+    with _default_pool_lock:
+        if _default_pool is None:
+            _default_pool = ModelPool()
+        return _default_pool
+
+
+def set_pool(pool: ModelPool | None) -> None:
+    """Replace the process-wide pool (tests, or an app built over a custom catalog)."""
+    global _default_pool
+    with _default_pool_lock:
+        _default_pool = pool

@@ -1,0 +1,209 @@
+"""Text-to-image: one request on one model, through the shared pool.
+
+The same function serves the UI, the CLI, the API, the tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from genimg import __version__
+from genimg.config import Limits, settings
+from genimg.errors import GenimgError
+from genimg.models.catalog import ModelSpec
+from genimg.models.pool import Lease, ModelPool, get_pool
+from genimg.tasks import params as P
+from genimg.tasks.timing import PeakMemory, StageTimer, Timings
+
+# Scheduler choice -> (diffusers class, the sampler name AUTOMATIC1111/Civitai use).
+SCHEDULERS: dict[str, tuple[str, str]] = {
+    "euler": ("EulerDiscreteScheduler", "Euler"),
+    "euler_a": ("EulerAncestralDiscreteScheduler", "Euler a"),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", "DPM++ 2M"),
+    "ddim": ("DDIMScheduler", "DDIM"),
+    "unipc": ("UniPCMultistepScheduler", "UniPC"),
+    "lcm": ("LCMScheduler", "LCM"),
+}
+DEFAULT_SCHEDULER = "default"  # whatever the model ships with
+MAX_SEED = 2**32 - 1
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class GenerateRequest:
+    """What a user asks for. ``None`` means "the model's default" (from the catalog)."""
+
+    prompt: str
+    model: str
+    negative_prompt: str = ""
+    width: int | None = None
+    height: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    scheduler: str | None = None
+    seed: int = -1        # -1: a random seed, reported in the result
+    batch: int = 1        # images; image i uses seed + i
+
+
+@dataclass
+class GenerateResult:
+    """Images with the exact parameters and timings that produced them."""
+
+    images: list[Any]           # PIL images
+    seeds: list[int]
+    params: dict[str, Any]      # resolved parameters (model defaults filled in)
+    timings: Timings
+    model: dict[str, Any] = field(default_factory=dict)  # id, name, source, backend, placement
+
+    def record(self, index: int) -> dict[str, Any]:
+        """The full JSON record of image ``index`` (saved in its PNG)."""
+        return {
+            "genimg_version": __version__,
+            "task": "text-to-image",
+            "model": self.model,
+            **self.params,
+            "seed": self.seeds[index],
+            "batch_index": index,
+            "batch_size": len(self.images),
+            "timings": self.timings.as_dict(),
+        }
+
+
+def scheduler_names() -> list[str]:
+    """Scheduler choices offered to users, the model's own default first."""
+    return [DEFAULT_SCHEDULER, *SCHEDULERS]
+
+
+def _or(value: Any, default: Any) -> Any:
+    """``value`` unless it is unset (None or empty text); 0 stays 0 so it is rejected, not defaulted."""
+    return default if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
+def resolve_request(request: GenerateRequest, spec: ModelSpec, limits: Limits | None = None) -> dict[str, Any]:
+    """Fill model defaults into ``request`` and validate everything.
+
+    Returns the resolved parameters (prompt, negative_prompt, width, height, steps,
+    guidance, scheduler, seed, batch). Raises GenimgError naming the bad field.
+    """
+    limits = limits or settings().limits
+    d = spec.defaults
+    multiple = int(d.get("size_multiple", 8))
+    prompt = P.check_prompt(request.prompt, limits)
+    negative = P.check_prompt(request.negative_prompt, limits, what="negative prompt", allow_empty=True)
+    width, height = P.check_size(_or(request.width, d.get("width", 512)), _or(request.height, d.get("height", 512)),
+                                 limits, multiple)
+    steps = P.check_int(_or(request.steps, d.get("steps", 25)), "steps", 1, limits.max_steps)
+    guidance = P.check_float(_or(request.guidance, d.get("guidance", 7.0)), "guidance", 0.0, 30.0)
+    scheduler = (request.scheduler or d.get("scheduler") or DEFAULT_SCHEDULER).strip().lower()
+    if scheduler != DEFAULT_SCHEDULER and scheduler not in SCHEDULERS:
+        raise GenimgError(f"unknown scheduler {scheduler!r}: use one of {', '.join(scheduler_names())}")
+    fixed_steps = d.get("fixed_steps")  # one-step generators (GAN, VAE) take no steps choice
+    if fixed_steps:
+        steps = int(fixed_steps)
+    batch = P.check_int(request.batch, "batch", 1, limits.max_batch)
+    seed = P.check_int(request.seed, "seed", -1, MAX_SEED)
+    if seed == -1:
+        seed = secrets.randbelow(MAX_SEED - limits.max_batch)
+    return {"prompt": prompt, "negative_prompt": negative, "width": width, "height": height,
+            "steps": steps, "guidance": guidance, "scheduler": scheduler, "seed": seed, "batch": batch}
+
+
+def _use_scheduler(lease: Lease, pipe: Any, name: str) -> None:
+    """Put the named scheduler on the pipeline (cached per handle; restored by name later)."""
+    cache = lease.handle.variants.setdefault("_schedulers", {})
+    if "default" not in cache:
+        cache["default"] = pipe.scheduler
+    if name not in cache:
+        import diffusers
+
+        cls = getattr(diffusers, SCHEDULERS[name][0])
+        cache[name] = cls.from_config(cache["default"].config)
+    pipe.scheduler = cache[name]
+
+
+def run_pipeline(lease: Lease, resolved: dict[str, Any], progress: ProgressFn | None = None) -> tuple[list[Any], Timings]:
+    """Run the leased text-to-image pipeline with resolved parameters; images and timings.
+
+    Image i is drawn from its own CPU generator seeded ``seed + i``, so every image is
+    reproducible on its own, whatever the batch size or device.
+    """
+    pipe = lease.model
+    placement = lease.handle.placement
+    if hasattr(pipe, "scheduler"):
+        _use_scheduler(lease, pipe, resolved["scheduler"])
+    seeds = [resolved["seed"] + i for i in range(resolved["batch"])]
+    generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+    total_steps = resolved["steps"]
+
+    with PeakMemory(placement.device) as memory, StageTimer(pipe, placement.device) as timer:
+        def on_step_end(_pipe, step, _timestep, callback_kwargs):
+            timer.step()
+            if progress is not None:
+                progress(min(step + 1, total_steps), total_steps)
+            return callback_kwargs
+
+        with torch.inference_mode():
+            output = pipe(
+                prompt=resolved["prompt"],
+                negative_prompt=resolved["negative_prompt"] or None,
+                width=resolved["width"],
+                height=resolved["height"],
+                num_inference_steps=total_steps,
+                guidance_scale=resolved["guidance"],
+                num_images_per_prompt=resolved["batch"],
+                generator=generators,
+                callback_on_step_end=on_step_end,
+                output_type="pil",
+            )
+    timings = timer.timings
+    timings.peak_memory_bytes = memory.peak_bytes
+    timings.memory_kind = memory.kind
+    return list(output.images), timings
+
+
+def model_info(lease: Lease) -> dict[str, Any]:
+    """What the record says about the model that made an image."""
+    spec = lease.handle.spec
+    return {"id": spec.id, "name": spec.name, "source": spec.source, "backend": spec.backend,
+            "placement": lease.handle.placement.describe()}
+
+
+def generate(request: GenerateRequest, pool: ModelPool | None = None,
+             progress: ProgressFn | None = None) -> GenerateResult:
+    """Generate ``request.batch`` images for ``request.prompt`` on ``request.model``.
+
+    Returns a GenerateResult (PIL images, seeds, resolved params, timings).
+    Raises GenimgError for bad parameters, unknown models and missing weights.
+    """
+    pool = pool or get_pool()
+    spec = pool.spec(request.model)
+    if "text-to-image" not in spec.tasks:
+        raise GenimgError(f"model {spec.id!r} does not do text-to-image (its tasks: {', '.join(spec.tasks)})")
+    resolved = resolve_request(request, spec)
+    with pool.acquire(spec.id) as lease:
+        images, timings = run_pipeline(lease, resolved, progress)
+        info = model_info(lease)
+    timings.load_s = lease.load_seconds
+    timings.wait_s = max(0.0, lease.acquire_seconds - lease.load_seconds)
+    timings.warm = not lease.cold
+    seeds = [resolved["seed"] + i for i in range(resolved["batch"])]
+    params = {k: v for k, v in resolved.items() if k not in ("seed", "batch")}
+    return GenerateResult(images=images, seeds=seeds, params=params, timings=timings, model=info)
+
+
+def request_from_dict(data: dict[str, Any]) -> GenerateRequest:
+    """Build a GenerateRequest from a plain dict (JSON, CLI); unknown keys are an error."""
+    known = set(GenerateRequest.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise GenimgError(f"unknown generation parameter(s): {', '.join(unknown)}")
+    return GenerateRequest(**data)
+
+
+__all__ = ["GenerateRequest", "GenerateResult", "generate", "resolve_request", "run_pipeline",
+           "scheduler_names", "SCHEDULERS", "request_from_dict"]

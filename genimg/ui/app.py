@@ -1,0 +1,92 @@
+"""The dashboard: a Gradio Blocks app with one tab per capability over one model pool."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import threading
+from typing import Any
+
+import gradio as gr
+
+from genimg import __version__
+from genimg.config import settings as read_settings
+from genimg.models.catalog import default_model
+from genimg.models.pool import ModelPool, get_pool
+from genimg.ui import compare_tab, generate_tab
+
+log = logging.getLogger("genimg.ui")
+
+CSS = """
+#generate-timing, #compare-table { font-variant-numeric: tabular-nums; }
+"""
+
+
+def build_app(pool: ModelPool | None = None) -> gr.Blocks:
+    """Build the Blocks app over ``pool`` (the process-wide pool by default)."""
+    pool = pool or get_pool()
+    env = read_settings()
+    with gr.Blocks(title="genimg", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(f"# genimg {__version__}\nFast image generation and fair side-by-side model comparison"
+                    + (" · hosted demo: catalog models only, tighter limits" if env.hosted else ""))
+        with gr.Tab("Generate", id="generate"):
+            generate_tab.build(pool, env)
+        with gr.Tab("Compare", id="compare"):
+            compare_tab.build(pool, env)
+    demo.queue(max_size=env.queue_size, default_concurrency_limit=env.concurrency)
+    return demo
+
+
+def auth_checker(spec: str | None):
+    """A Gradio auth callable for ``GENIMG_AUTH="user:password"`` (constant-time compare), or None."""
+    if not spec:
+        return None
+    user, sep, password = spec.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("GENIMG_AUTH must look like user:password")
+    want = hashlib.sha256(f"{user}\0{password}".encode()).digest()
+
+    def check(u: str, p: str) -> bool:
+        got = hashlib.sha256(f"{u}\0{p}".encode()).digest()
+        return hmac.compare_digest(got, want)
+
+    return check
+
+
+def server_address() -> tuple[str, int]:
+    """Host and port: GRADIO_SERVER_NAME/GRADIO_SERVER_PORT, or PORT (Deta Space), else 127.0.0.1:7860."""
+    port = os.environ.get("GRADIO_SERVER_PORT") or os.environ.get("PORT") or "7860"
+    host = os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if os.environ.get("PORT") else "127.0.0.1")
+    return host, int(port)
+
+
+def preload(pool: ModelPool) -> None:
+    """Load the default model in the background so the first visitor gets a warm model."""
+    model_id = default_model(pool.catalog)
+    if not model_id or not pool.availability(model_id)[0]:
+        return
+
+    def load() -> None:
+        try:
+            with pool.acquire(model_id):
+                pass
+        except Exception:  # a broken default must not stop the server; requests will report it
+            log.exception("preloading %s failed", model_id)
+
+    threading.Thread(target=load, name="genimg-preload", daemon=True).start()
+
+
+def launch(**overrides: Any) -> None:
+    """Build and serve the dashboard (blocks until the server stops)."""
+    env = read_settings()
+    pool = get_pool()
+    demo = build_app(pool)
+    host, port = server_address()
+    if os.environ.get("GENIMG_PRELOAD", "1") != "0":
+        preload(pool)
+    kwargs: dict[str, Any] = dict(server_name=host, server_port=port, auth=auth_checker(env.auth), css=CSS,
+                                  show_error=True, max_file_size=env.limits.max_upload_bytes)
+    kwargs.update(overrides)
+    demo.launch(**kwargs)

@@ -1,0 +1,55 @@
+"""Helpers shared by the tabs: error translation, model choices, progress adapters."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable
+
+import gradio as gr
+
+from genimg.errors import GenimgError
+
+log = logging.getLogger("genimg.ui")
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn GenimgError into gr.Error with the same words; log and report anything else.
+
+    The server keeps serving either way: the failure is the request's, not the app's.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GenimgError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except gr.Error:
+            raise
+        except Exception as exc:
+            log.exception("request failed in %s", fn.__name__)
+            raise gr.Error(f"internal error ({type(exc).__name__}): {exc}. The server is still running; "
+                           "try again or pick another model.", print_exception=False) from None
+
+    return wrapper
+
+
+def model_choices(pool: Any, task: str) -> list[tuple[str, str]]:
+    """(label, id) pairs for a dropdown: catalog models for ``task``, unavailable ones marked."""
+    choices = []
+    for spec in pool.catalog.values():
+        if task not in spec.tasks:
+            continue
+        ok, _reason = pool.availability(spec.id)
+        choices.append((spec.name if ok else f"{spec.name} (weights missing)", spec.id))
+    return choices
+
+
+def step_progress(progress: gr.Progress, desc: str) -> Callable[..., None]:
+    """Adapt a task's ``progress(step, total)`` callback to Gradio's progress bar."""
+
+    def update(step: int, total: int, *label: Any) -> None:
+        progress((step, total), desc=f"{desc} {label[0]}" if label else desc, unit="steps")
+
+    return update

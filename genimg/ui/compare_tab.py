@@ -1,0 +1,85 @@
+"""Compare tab: the same prompt and seeds on 2-4 models, one column per model, timed fairly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from genimg.models.catalog import default_model
+from genimg.tasks.compare import compare
+from genimg.tasks.generate import GenerateRequest, scheduler_names
+from genimg.ui.common import model_choices, step_progress, user_errors
+from genimg.ui.generate_tab import gallery_items
+
+TABLE_COLUMNS = ["model", "wall s", "steps/s", "denoise s", "decode s", "peak MB", "first load s", "error"]
+
+
+def table_rows(result: Any) -> list[list[Any]]:
+    rows = []
+    for cell in result.cells:
+        s = cell.summary()
+        if cell.result is None:
+            rows.append([cell.model, None, None, None, None, None, None, cell.error])
+        else:
+            rows.append([cell.model, round(s["wall_s"], 3), round(s["steps_per_s"], 2), round(s["denoise_s"], 3),
+                         round(s["decode_s"], 3), s["peak_memory_mb"], round(s["load_s"], 2) or None, ""])
+    return rows
+
+
+def grid(result: Any) -> list[tuple[Any, str]]:
+    """Row-major grid: one row per seed, one column per model (errors leave a caption-only gap)."""
+    per_model = {cell.model: gallery_items(cell.result, f"{cell.model} · ") if cell.result else [] for cell in result.cells}
+    items = []
+    for row in range(len(result.seeds)):
+        for cell in result.cells:
+            if row < len(per_model[cell.model]):
+                items.append(per_model[cell.model][row])
+    return items
+
+
+def build(pool: Any, settings: Any) -> dict[str, Any]:
+    """Lay out the tab inside the current Blocks context; return its components."""
+    choices = model_choices(pool, "text-to-image")
+    embedded = [spec.id for spec in pool.catalog.values() if spec.backend == "embedded" and "text-to-image" in spec.tasks]
+    default = embedded[:4] or [default_model(pool.catalog)]
+    with gr.Row():
+        with gr.Column(scale=3):
+            prompt = gr.Textbox(label="Prompt", lines=2, elem_id="compare-prompt")
+            negative = gr.Textbox(label="Negative prompt", lines=1)
+        with gr.Column(scale=2):
+            models = gr.CheckboxGroup(choices=choices, value=[m for m in default if m], label="Models (2-4)",
+                                      elem_id="compare-models")
+            run = gr.Button("Compare", variant="primary", elem_id="compare-button")
+    with gr.Accordion("Settings (empty = each model's own default)", open=False):
+        with gr.Row():
+            width = gr.Number(label="Width", value=None, precision=0, step=8)
+            height = gr.Number(label="Height", value=None, precision=0, step=8)
+            steps = gr.Number(label="Steps", value=None, precision=0)
+            guidance = gr.Number(label="Guidance", value=None, step=0.5)
+        with gr.Row():
+            scheduler = gr.Dropdown(choices=scheduler_names(), value="default", label="Scheduler")
+            seed = gr.Number(label="Seed (-1 = random)", value=-1, precision=0)
+            batch = gr.Number(label="Seeds per model", value=1, precision=0)
+            warmup = gr.Checkbox(label="Warm-up run for freshly loaded models", value=True)
+    gallery = gr.Gallery(label="One column per model", columns=2, height="auto", format="png",
+                         elem_id="compare-gallery", object_fit="contain")
+    table = gr.Dataframe(headers=TABLE_COLUMNS, label="Timings (warm, device-synchronised)", interactive=False,
+                         elem_id="compare-table")
+    record = gr.JSON(label="All numbers", open=False)
+
+    @user_errors
+    def on_compare(prompt_text, negative_text, model_ids, w, h, n_steps, cfg, sched, seed_value, n_seeds, do_warmup,
+                   progress=gr.Progress()):
+        request = GenerateRequest(prompt=prompt_text, model="", negative_prompt=negative_text or "", width=w,
+                                  height=h, steps=n_steps, guidance=cfg, scheduler=sched,
+                                  seed=-1 if seed_value is None else seed_value,
+                                  batch=1 if n_seeds is None else n_seeds)
+        result = compare(request, list(model_ids or []), pool, progress=step_progress(progress, "denoising"),
+                         warmup=bool(do_warmup))
+        payload = {"seeds": result.seeds, "cells": [c.summary() for c in result.cells]}
+        return (gr.Gallery(value=grid(result), columns=len(result.cells)), table_rows(result), payload)
+
+    run.click(on_compare, [prompt, negative, models, width, height, steps, guidance, scheduler, seed, batch, warmup],
+              [gallery, table, record], api_name="compare")
+    return {"prompt": prompt, "models": models, "gallery": gallery, "table": table}

@@ -1,0 +1,84 @@
+"""Generate tab: one prompt → images on one model, with timings and parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from genimg.models.catalog import default_model
+from genimg.outputs import attach_metadata
+from genimg.tasks.generate import GenerateRequest, generate, scheduler_names
+from genimg.ui.common import model_choices, step_progress, user_errors
+
+
+def timing_markdown(summary: dict[str, Any]) -> str:
+    """One line a person can read: wall time, speed, stages, memory, load."""
+    return (f"**{summary['model']}** — {summary['wall_s']:.3f} s, {summary['steps_per_s']:.2f} steps/s "
+            f"(text {summary['text_encode_s']:.3f} s · denoise {summary['denoise_s']:.3f} s · decode "
+            f"{summary['decode_s']:.3f} s) · peak {summary['peak_memory_mb']:.0f} MB"
+            + (f" · first load {summary['load_s']:.2f} s" if summary.get("load_s") else ""))
+
+
+def result_summary(result: Any) -> dict[str, Any]:
+    t = result.timings
+    return {"model": result.model["id"], "wall_s": t.total_s, "steps_per_s": t.steps_per_s,
+            "text_encode_s": t.text_encode_s, "denoise_s": t.denoise_s, "decode_s": t.decode_s,
+            "peak_memory_mb": t.peak_memory_bytes / 2**20, "load_s": t.load_s}
+
+
+def gallery_items(result: Any, label: str = "") -> list[tuple[Any, str]]:
+    """(image with metadata, caption) pairs for a gr.Gallery."""
+    items = []
+    for i, image in enumerate(result.images):
+        attach_metadata(image, result.record(i))
+        items.append((image, f"{label}seed {result.seeds[i]}"))
+    return items
+
+
+def build(pool: Any, settings: Any) -> dict[str, Any]:
+    """Lay out the tab inside the current Blocks context; return its components."""
+    choices = model_choices(pool, "text-to-image")
+    default = default_model(pool.catalog)
+    with gr.Row():
+        with gr.Column(scale=3):
+            prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a small red circle on a blue background",
+                                elem_id="generate-prompt")
+            negative = gr.Textbox(label="Negative prompt", lines=1)
+        with gr.Column(scale=1, min_width=180):
+            model = gr.Dropdown(choices=choices, value=default, label="Model",
+                                allow_custom_value=settings.allow_custom_models, elem_id="generate-model")
+            run = gr.Button("Generate", variant="primary", elem_id="generate-button")
+    with gr.Accordion("Settings (empty = the model's default)", open=False):
+        with gr.Row():
+            width = gr.Number(label="Width", value=None, precision=0, step=8)
+            height = gr.Number(label="Height", value=None, precision=0, step=8)
+            steps = gr.Number(label="Steps", value=None, precision=0)
+            guidance = gr.Number(label="Guidance", value=None, step=0.5)
+        with gr.Row():
+            scheduler = gr.Dropdown(choices=scheduler_names(), value="default", label="Scheduler")
+            seed = gr.Number(label="Seed (-1 = random)", value=-1, precision=0)
+            batch = gr.Number(label="Images", value=1, precision=0, minimum=None)
+    gallery = gr.Gallery(label="Images", columns=4, height="auto", format="png", elem_id="generate-gallery",
+                         object_fit="contain")
+    timing = gr.Markdown(elem_id="generate-timing")
+    record = gr.JSON(label="Parameters and timings", open=False)
+
+    @user_errors
+    def on_generate(prompt_text, negative_text, model_id, w, h, n_steps, cfg, sched, seed_value, n_images,
+                    progress=gr.Progress()):
+        request = GenerateRequest(prompt=prompt_text, model=model_id or "", negative_prompt=negative_text or "",
+                                  width=w, height=h, steps=n_steps, guidance=cfg, scheduler=sched,
+                                  seed=-1 if seed_value is None else seed_value,
+                                  batch=1 if n_images is None else n_images)
+        result = generate(request, pool, progress=step_progress(progress, "denoising"))
+        summary = result_summary(result)
+        payload = {"seeds": result.seeds, "params": result.params, "model": result.model,
+                   "timings": result.timings.as_dict()}
+        return gallery_items(result), timing_markdown(summary), payload
+
+    run.click(on_generate, [prompt, negative, model, width, height, steps, guidance, scheduler, seed, batch],
+              [gallery, timing, record], api_name="generate")
+    prompt.submit(on_generate, [prompt, negative, model, width, height, steps, guidance, scheduler, seed, batch],
+                  [gallery, timing, record], api_name=False)
+    return {"prompt": prompt, "model": model, "gallery": gallery}

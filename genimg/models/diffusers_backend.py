@@ -65,8 +65,9 @@ def load(spec: ModelSpec, placement: Placement) -> Any:
     except (OSError, ValueError, KeyError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if path is None:
-            raise ModelUnavailableError(f"could not load {spec.source}: {first_line[:300]} — {_provide_hint(spec.source)}") from None
-        raise ModelUnavailableError(f"could not load the pipeline in {path}: {first_line[:300]}") from None
+            raise ModelUnavailableError(f"model {spec.id!r} could not be loaded from {spec.source}: {first_line[:300]} — "
+                                        f"{_provide_hint(spec.source)}") from None
+        raise ModelUnavailableError(f"model {spec.id!r} could not be loaded from {path}: {first_line[:300]}") from None
     pipe.set_progress_bar_config(disable=True)
     if placement.device.type == "cuda":
         from genimg.models.pool import module_nbytes

@@ -47,7 +47,9 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
             negative = gr.Textbox(label="Negative prompt", lines=1)
         with gr.Column(scale=1, min_width=180):
             model = gr.Dropdown(choices=choices, value=default, label="Model",
-                                allow_custom_value=settings.allow_custom_models, elem_id="generate-model")
+                                # The pool, not the widget, decides what is a valid model, so
+                                # the API and the UI get the same error words.
+                                allow_custom_value=True, elem_id="generate-model")
             run = gr.Button("Generate", variant="primary", elem_id="generate-button")
     with gr.Accordion("Settings (empty = the model's default)", open=False):
         with gr.Row():

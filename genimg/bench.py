@@ -1,0 +1,211 @@
+"""``python -m genimg bench``: speed as ratios against bare baselines measured in the same run.
+
+These machines are noisy, so every figure is the median of repeated trials, the variants
+of one comparison are interleaved trial by trial (A B C A B C ...) so drift hits them
+alike, and the spread (min..max) is reported next to each median.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from genimg import __version__
+
+SECTIONS = ("handle_reuse", "dashboard_overhead", "cpu_dtype")
+
+
+def _stats(samples: list[float]) -> dict[str, float]:
+    return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples), "n": len(samples)}
+
+
+def interleaved(variants: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, dict[str, float]]:
+    """Time each variant ``repeats`` times, interleaved; return per-variant stats."""
+    for _ in range(warmup):
+        for fn in variants.values():
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            started = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - started)
+    return {name: _stats(values) for name, values in samples.items()}
+
+
+def _ratio(stats: dict[str, dict[str, float]], name: str, baseline: str) -> float:
+    return stats[name]["median_s"] / stats[baseline]["median_s"]
+
+
+def _tiny_catalog(folder: Path) -> dict[str, Any]:
+    from genimg.models.catalog import ModelSpec
+    from genimg.models.tiny import build_tiny_sd_pipeline
+
+    path = build_tiny_sd_pipeline(folder / "tiny-sd", seed=0)
+    return {"tiny-sd": ModelSpec(id="tiny-sd", name="Tiny SD (random weights)", backend="diffusers",
+                                 source=str(path), tasks=("text-to-image", "image-to-image", "inpaint"),
+                                 dtype="fp32", defaults={"width": 64, "height": 64, "steps": 4, "guidance": 5.0})}
+
+
+def bench_handle_reuse(catalog: dict[str, Any], model_id: str, repeats: int) -> dict[str, Any]:
+    """Cold load (fresh pool) vs warm acquire (loaded pool); from_pipe extra bytes."""
+    from genimg.models.pool import ModelPool, module_nbytes
+
+    cold: list[float] = []
+    warm: list[float] = []
+    warm_pool = ModelPool(dict(catalog))
+    with warm_pool.acquire(model_id):
+        pass
+    for _ in range(repeats):
+        fresh = ModelPool(dict(catalog))
+        started = time.perf_counter()
+        with fresh.acquire(model_id):
+            pass
+        cold.append(time.perf_counter() - started)
+        fresh.clear()
+        for _ in range(10):
+            started = time.perf_counter()
+            with warm_pool.acquire(model_id):
+                pass
+            warm.append(time.perf_counter() - started)
+    result: dict[str, Any] = {"model": model_id, "cold_load": _stats(cold), "warm_acquire": _stats(warm)}
+    result["warm_over_cold"] = result["warm_acquire"]["median_s"] / result["cold_load"]["median_s"]
+    result["goal"] = "warm acquire < 1% of cold load"
+    result["goal_met"] = result["warm_over_cold"] < 0.01
+    spec = catalog[model_id]
+    if spec.backend == "diffusers":
+        with warm_pool.acquire(model_id) as lease:
+            base_ptrs = {p.data_ptr() for p in lease.model.unet.parameters()}
+            extra = {}
+            for kind in ("img2img", "inpaint"):
+                variant = lease.variant(kind)
+                new = [p for p in variant.unet.parameters() if p.data_ptr() not in base_ptrs]
+                extra[kind] = sum(p.numel() * p.element_size() for p in new)
+            result["from_pipe_extra_parameter_bytes"] = extra
+            result["model_bytes"] = module_nbytes(lease.model)
+    return result
+
+
+def bench_dashboard_overhead(catalog: dict[str, Any], model_id: str, repeats: int) -> dict[str, Any]:
+    """Bare pipeline call vs genimg.tasks.generate vs /generate through gradio_client."""
+    from gradio_client import Client
+
+    from genimg.models.pool import ModelPool
+    from genimg.tasks.generate import GenerateRequest, generate, resolve_request
+    from genimg.ui.app import build_app
+
+    pool = ModelPool(dict(catalog))
+    spec = pool.spec(model_id)
+    request = GenerateRequest(prompt="a small red circle on a blue background", model=model_id, seed=1234)
+    resolved = resolve_request(request, spec)
+    with pool.acquire(model_id) as lease:
+        pipe = lease.model
+
+    def bare() -> None:
+        with torch.inference_mode():
+            pipe(prompt=resolved["prompt"], width=resolved["width"], height=resolved["height"],
+                 num_inference_steps=resolved["steps"], guidance_scale=resolved["guidance"],
+                 generator=[torch.Generator("cpu").manual_seed(resolved["seed"])], output_type="pil")
+
+    def direct() -> None:
+        generate(request, pool)
+
+    demo = build_app(pool)
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+
+        def through_api() -> None:
+            client.predict(request.prompt, "", model_id, None, None, None, None, "default", 1234, 1,
+                           api_name="/generate")
+
+        stats = interleaved({"bare_pipeline": bare, "direct_task": direct, "gradio_client": through_api}, repeats)
+    finally:
+        demo.close()
+    return {
+        "model": model_id, "params": {k: resolved[k] for k in ("width", "height", "steps", "guidance")},
+        **stats,
+        "direct_over_bare": _ratio(stats, "direct_task", "bare_pipeline"),
+        "api_over_bare": _ratio(stats, "gradio_client", "bare_pipeline"),
+        "api_over_direct": _ratio(stats, "gradio_client", "direct_task"),
+        "goal": "api_over_bare <= 1.10",
+    }
+
+
+def bench_cpu_dtype(catalog: dict[str, Any], model_id: str, repeats: int) -> dict[str, Any]:
+    """fp32 vs bf16 for the same model on the CPU (the dtype policy's evidence)."""
+    from dataclasses import replace
+
+    from genimg.models.pool import ModelPool
+    from genimg.tasks.generate import GenerateRequest, generate
+
+    spec = catalog[model_id]
+    pools = {name: ModelPool({model_id: replace(spec, dtype=name)}) for name in ("fp32", "bf16")}
+    request = GenerateRequest(prompt="a small red circle on a blue background", model=model_id, seed=7)
+    stats = interleaved({name: (lambda p=p: generate(request, p)) for name, p in pools.items()}, repeats)
+    from genimg.models.device import cpu_has_native_bf16
+
+    return {"model": model_id, **stats, "bf16_over_fp32": _ratio(stats, "bf16", "fp32"),
+            "cpu_native_bf16": cpu_has_native_bf16()}
+
+
+def environment() -> dict[str, Any]:
+    import diffusers
+    import gradio
+
+    return {"genimg": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "diffusers": diffusers.__version__, "gradio": gradio.__version__, "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def run_bench(quick: bool = False, repeats: int | None = None, only: list[str] | None = None,
+              model: str | None = None) -> dict[str, Any]:
+    """Run the benchmark sections; return one JSON-able report."""
+    from genimg.errors import GenimgError
+
+    repeats = repeats or (3 if quick else 7)
+    sections = only or list(SECTIONS)
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise GenimgError(f"unknown bench section(s) {', '.join(unknown)}: use {', '.join(SECTIONS)}")
+    report: dict[str, Any] = {"environment": environment(), "repeats": repeats, "sections": {}}
+    with tempfile.TemporaryDirectory(prefix="genimg-bench-") as tmp:
+        catalog = _tiny_catalog(Path(tmp))
+        model_id = "tiny-sd"
+        report["note"] = "tiny-sd is a random-weight SD-shaped pipeline built from configs (plumbing speed only)"
+        runners = {"handle_reuse": bench_handle_reuse, "dashboard_overhead": bench_dashboard_overhead,
+                   "cpu_dtype": bench_cpu_dtype}
+        for name in sections:
+            started = time.perf_counter()
+            report["sections"][name] = runners[name](catalog, model_id, repeats)
+            report["sections"][name]["section_wall_s"] = time.perf_counter() - started
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A readable summary of the report's ratios."""
+    lines = [f"genimg bench — {report['environment']['processor']}, torch {report['environment']['torch']}, "
+             f"median of {report['repeats']}"]
+    for name, section in report["sections"].items():
+        lines.append(f"\n[{name}] model={section.get('model')}")
+        for key, value in section.items():
+            if isinstance(value, dict) and "median_s" in value:
+                lines.append(f"  {key:<24} {value['median_s'] * 1000:10.2f} ms  (min {value['min_s'] * 1000:.2f}, "
+                             f"max {value['max_s'] * 1000:.2f})")
+            elif isinstance(value, float):
+                lines.append(f"  {key:<24} {value:10.4f}")
+            elif key not in ("model", "params"):
+                lines.append(f"  {key:<24} {value}")
+    return "\n".join(lines)

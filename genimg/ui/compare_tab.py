@@ -6,7 +6,6 @@ from typing import Any
 
 import gradio as gr
 
-from genimg.models.catalog import default_model
 from genimg.tasks.compare import compare
 from genimg.tasks.generate import GenerateRequest, scheduler_names
 from genimg.ui.common import model_choices, step_progress, user_errors
@@ -41,36 +40,46 @@ def grid(result: Any) -> list[tuple[Any, str]]:
 def build(pool: Any, settings: Any) -> dict[str, Any]:
     """Lay out the tab inside the current Blocks context; return its components."""
     choices = model_choices(pool, "text-to-image")
-    embedded = [spec.id for spec in pool.catalog.values() if spec.backend == "embedded" and "text-to-image" in spec.tasks]
-    default = embedded[:4] or [default_model(pool.catalog)]
+    # Start on up to four models that can run here (embedded first), so Compare works at once.
+    runnable = [value for label, value in choices if "weights missing" not in label]
+    embedded = [m for m in runnable if pool.spec(m).backend == "embedded"]
+    default = (embedded + [m for m in runnable if m not in embedded])[:4]
     with gr.Row():
         with gr.Column(scale=3):
-            prompt = gr.Textbox(label="Prompt", lines=2, elem_id="compare-prompt")
+            prompt = gr.Textbox(label="Prompt", lines=1, max_lines=6, elem_id="compare-prompt")
             negative = gr.Textbox(label="Negative prompt", lines=1)
         with gr.Column(scale=2):
-            models = gr.CheckboxGroup(choices=choices, value=[m for m in default if m], label="Models (2-4)",
+            models = gr.CheckboxGroup(choices=choices, value=default, label="Models (2-4)",
                                       elem_id="compare-models")
             run = gr.Button("Compare", variant="primary", elem_id="compare-button")
-    with gr.Accordion("Settings (empty = each model's own default)", open=False):
+    with gr.Accordion("Settings", open=False):
+        own = gr.Checkbox(label="Each model at its own recommended size, steps, guidance and scheduler", value=True)
         with gr.Row():
-            width = gr.Number(label="Width", value=None, precision=0, step=8)
-            height = gr.Number(label="Height", value=None, precision=0, step=8)
-            steps = gr.Number(label="Steps", value=None, precision=0)
-            guidance = gr.Number(label="Guidance", value=None, step=0.5)
+            width = gr.Number(label="Width", value=512, precision=0, step=8, interactive=False)
+            height = gr.Number(label="Height", value=512, precision=0, step=8, interactive=False)
+            steps = gr.Number(label="Steps", value=25, precision=0, interactive=False)
+            guidance = gr.Number(label="Guidance", value=7.0, step=0.5, interactive=False)
         with gr.Row():
-            scheduler = gr.Dropdown(choices=scheduler_names(), value="default", label="Scheduler")
+            scheduler = gr.Dropdown(choices=scheduler_names(), value="default", label="Scheduler", interactive=False)
             seed = gr.Number(label="Seed (-1 = random)", value=-1, precision=0)
             batch = gr.Number(label="Seeds per model", value=1, precision=0)
             warmup = gr.Checkbox(label="Warm-up run for freshly loaded models", value=True)
-    gallery = gr.Gallery(label="One column per model", columns=2, height="auto", format="png",
+    gallery = gr.Gallery(label="One column per model", show_label=False, columns=2, height=400, format="png",
                          elem_id="compare-gallery", object_fit="contain")
     table = gr.Dataframe(headers=TABLE_COLUMNS, label="Timings (warm, device-synchronised)", interactive=False,
                          elem_id="compare-table")
-    record = gr.JSON(label="All numbers", open=False)
+    with gr.Accordion("All numbers (JSON)", open=False):
+        record = gr.JSON(show_label=False)
+    # The shared settings apply only when the user turns "each model's own" off.
+    own.change(lambda on: [gr.update(interactive=not on)] * 5, [own], [width, height, steps, guidance, scheduler],
+               api_name=False, queue=False)
 
     @user_errors
     def on_compare(prompt_text, negative_text, model_ids, w, h, n_steps, cfg, sched, seed_value, n_seeds, do_warmup,
-                   progress=gr.Progress()):
+                   use_own=False, progress=gr.Progress()):
+        if use_own:  # None = each model's catalog default
+            w = h = n_steps = cfg = None
+            sched = "default"
         request = GenerateRequest(prompt=prompt_text, model="", negative_prompt=negative_text or "", width=w,
                                   height=h, steps=n_steps, guidance=cfg, scheduler=sched,
                                   seed=-1 if seed_value is None else seed_value,
@@ -78,8 +87,11 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         result = compare(request, list(model_ids or []), pool, progress=step_progress(progress, "denoising"),
                          warmup=bool(do_warmup))
         payload = {"seeds": result.seeds, "cells": [c.summary() for c in result.cells]}
-        return (gr.Gallery(value=grid(result), columns=len(result.cells)), table_rows(result), payload)
+        columns = len(result.cells)
+        # Tall enough for every row of square cells at this column count (~1150 px wide page).
+        height = min(1200, 40 + len(result.seeds) * 1150 // columns)
+        return (gr.Gallery(value=grid(result), columns=columns, height=height), table_rows(result), payload)
 
-    run.click(on_compare, [prompt, negative, models, width, height, steps, guidance, scheduler, seed, batch, warmup],
+    run.click(on_compare, [prompt, negative, models, width, height, steps, guidance, scheduler, seed, batch, warmup, own],
               [gallery, table, record], api_name="compare")
     return {"prompt": prompt, "models": models, "gallery": gallery, "table": table}

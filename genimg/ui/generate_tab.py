@@ -12,6 +12,16 @@ from genimg.tasks.generate import GenerateRequest, generate, scheduler_names
 from genimg.ui.common import model_choices, step_progress, user_errors
 
 
+def model_defaults(pool: Any, model_id: str | None) -> tuple[Any, Any, Any, Any, str]:
+    """(width, height, steps, guidance, scheduler) the settings fields start from for a model."""
+    try:
+        d = pool.spec(model_id).defaults if model_id else {}
+    except Exception:  # a typed, not-yet-valid model id: keep generic defaults
+        d = {}
+    return (d.get("width", 512), d.get("height", 512), d.get("steps", 25), d.get("guidance", 7.0),
+            d.get("scheduler", "default"))
+
+
 def timing_markdown(summary: dict[str, Any]) -> str:
     """One line a person can read: wall time, speed, stages, memory, load."""
     return (f"**{summary['model']}** — {summary['wall_s']:.3f} s, {summary['steps_per_s']:.2f} steps/s "
@@ -22,7 +32,7 @@ def timing_markdown(summary: dict[str, Any]) -> str:
 
 def result_summary(result: Any) -> dict[str, Any]:
     t = result.timings
-    return {"model": result.model["id"], "wall_s": t.total_s, "steps_per_s": t.steps_per_s,
+    return {"model": result.model["name"], "wall_s": t.total_s, "steps_per_s": t.steps_per_s,
             "text_encode_s": t.text_encode_s, "denoise_s": t.denoise_s, "decode_s": t.decode_s,
             "peak_memory_mb": t.peak_memory_bytes / 2**20, "load_s": t.load_s}
 
@@ -42,8 +52,9 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     default = default_model(pool.catalog)
     with gr.Row():
         with gr.Column(scale=3):
-            prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a small red circle on a blue background",
-                                elem_id="generate-prompt")
+            # lines=1 so Enter submits; it grows to max_lines for long prompts.
+            prompt = gr.Textbox(label="Prompt", lines=1, max_lines=6,
+                                placeholder="a small red circle on a blue background", elem_id="generate-prompt")
             negative = gr.Textbox(label="Negative prompt", lines=1)
         with gr.Column(scale=1, min_width=180):
             model = gr.Dropdown(choices=choices, value=default, label="Model",
@@ -51,20 +62,22 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                                 # the API and the UI get the same error words.
                                 allow_custom_value=True, elem_id="generate-model")
             run = gr.Button("Generate", variant="primary", elem_id="generate-button")
-    with gr.Accordion("Settings (empty = the model's default)", open=False):
+    start = model_defaults(pool, default)
+    with gr.Accordion("Settings (filled with the model's defaults)", open=False):
         with gr.Row():
-            width = gr.Number(label="Width", value=None, precision=0, step=8)
-            height = gr.Number(label="Height", value=None, precision=0, step=8)
-            steps = gr.Number(label="Steps", value=None, precision=0)
-            guidance = gr.Number(label="Guidance", value=None, step=0.5)
+            width = gr.Number(label="Width", value=start[0], precision=0, step=8)
+            height = gr.Number(label="Height", value=start[1], precision=0, step=8)
+            steps = gr.Number(label="Steps", value=start[2], precision=0)
+            guidance = gr.Number(label="Guidance", value=start[3], step=0.5)
         with gr.Row():
-            scheduler = gr.Dropdown(choices=scheduler_names(), value="default", label="Scheduler")
+            scheduler = gr.Dropdown(choices=scheduler_names(), value=start[4], label="Scheduler")
             seed = gr.Number(label="Seed (-1 = random)", value=-1, precision=0)
             batch = gr.Number(label="Images", value=1, precision=0, minimum=None)
-    gallery = gr.Gallery(label="Images", columns=4, height="auto", format="png", elem_id="generate-gallery",
-                         object_fit="contain")
+    gallery = gr.Gallery(label="Images", show_label=False, columns=4, height=360, format="png",
+                         elem_id="generate-gallery", object_fit="contain")
     timing = gr.Markdown(elem_id="generate-timing")
-    record = gr.JSON(label="Parameters and timings", open=False)
+    with gr.Accordion("Parameters and timings (JSON)", open=False):
+        record = gr.JSON(show_label=False)
 
     @user_errors
     def on_generate(prompt_text, negative_text, model_id, w, h, n_steps, cfg, sched, seed_value, n_images,
@@ -79,6 +92,8 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                    "timings": result.timings.as_dict()}
         return gallery_items(result), timing_markdown(summary), payload
 
+    model.change(lambda model_id: model_defaults(pool, model_id), [model], [width, height, steps, guidance, scheduler],
+                 api_name=False, queue=False)
     run.click(on_generate, [prompt, negative, model, width, height, steps, guidance, scheduler, seed, batch],
               [gallery, timing, record], api_name="generate")
     prompt.submit(on_generate, [prompt, negative, model, width, height, steps, guidance, scheduler, seed, batch],

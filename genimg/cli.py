@@ -8,12 +8,17 @@ and one ``error: ...`` line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
 from genimg.errors import GenimgError
+
+
+# Capabilities that contribute their own command (each module has ``register(subparsers)``).
+COMMAND_MODULES = ("genimg.commands.metrics",)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -173,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_args(p)
     p.set_defaults(func=cmd_compare)
 
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
+
     p = sub.add_parser("bench", help="benchmarks as ratios against bare baselines (JSON)")
     p.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     p.add_argument("--repeats", type=int, default=None, help="trials per measurement")
@@ -198,5 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     if getattr(args, "json", False):
-        print(json.dumps(payload, default=str))
+        try:
+            print(json.dumps(payload, default=str))
+        except BrokenPipeError:  # `... --json | head`: the reader left, not an error of ours
+            pass
     return 0

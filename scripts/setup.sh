@@ -10,6 +10,17 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 req=requirements.txt
 [ $want_test = 1 ] && req=requirements-test.txt
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+apt_install() {  # Debian packages, only when missing
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+# OpenCV (a dependency of the Real-ESRGAN/waifu2x wheels) links libGL and glib.
+libs=$(ldconfig -p 2>/dev/null || true)
+if ! grep -q 'libGL.so.1' <<<"$libs" || ! grep -q 'libglib-2.0.so.0' <<<"$libs"; then
+  apt_install libgl1 libglib2.0-0
+fi
 stamp=.venv/.installed-$(cat requirements.txt $req | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
@@ -20,8 +31,5 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 if [ $want_test = 1 ] && ! command -v chromium >/dev/null 2>&1; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq chromium >/dev/null
+  apt_install chromium
 fi

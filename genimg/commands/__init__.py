@@ -1,0 +1,1 @@
+"""CLI commands contributed by capabilities: each module has ``register(subparsers)``."""

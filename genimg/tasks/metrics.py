@@ -1,0 +1,125 @@
+"""Per-image metrics task: one image (and optionally a reference) → a table of metric values.
+
+The one path for the Metrics tab, ``python -m genimg metrics`` and the API ``/metrics``.
+Images come in through the image gate (:func:`genimg.imageio.load_image`) and are scored as
+8-bit RGB (a grayscale file scores like its gray RGB copy, so SSIM/PSNR equal the gray ones).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from genimg.errors import GenimgError, ModelUnavailableError
+from genimg.imageio import DecodedImage, load_image
+from genimg.metrics.arrays import resize
+from genimg.metrics.registry import METRICS, canonical
+
+
+def _decode(source: Any, what: str) -> DecodedImage:
+    return source if isinstance(source, DecodedImage) else load_image(source, what=what)
+
+
+def default_metrics(with_reference: bool) -> list[str]:
+    """What runs when the caller names no metrics: every available metric that applies."""
+    keys = []
+    for m in METRICS.values():
+        if m.needs_reference and not with_reference:
+            continue
+        if m.available()[0]:
+            keys.append(m.key)
+    return keys
+
+
+def resolve_metrics(names: list[str] | None, with_reference: bool) -> tuple[list[str], bool]:
+    """(canonical keys, explicitly asked). Raises GenimgError for unknown names or a
+    full-reference metric without a reference."""
+    if not names:
+        return default_metrics(with_reference), False
+    keys: list[str] = []
+    for name in names:
+        key = canonical(str(name))
+        if key is None:
+            raise GenimgError(f"unknown metric {name!r}: choose from {', '.join(METRICS)}")
+        if METRICS[key].needs_reference and not with_reference:
+            raise GenimgError(f"{METRICS[key].label} compares with a reference image: give one (--reference), "
+                              "or pick a no-reference metric (brisque, niqe, sharpness, colourfulness, entropy)")
+        if key not in keys:
+            keys.append(key)
+    return keys, True
+
+
+def compute_metrics(image: Any, reference: Any = None, metrics: list[str] | None = None,
+                    resize_to_match: bool = False) -> dict[str, Any]:
+    """Score ``image`` (path, bytes, PIL, array or DecodedImage) with per-image metrics.
+
+    ``reference``: optional, enables full-reference metrics; sizes must match unless
+    ``resize_to_match`` (then the image is resized, bicubic, to the reference's size).
+    ``metrics``: names (see genimg.metrics.registry); None = every applicable available one.
+    Returns {"metrics": {key: row}, "image": {...}, "reference": {...} | None, "resized": bool,
+    "timings": {...}}; each row has label, value (float or None), display, better, meaning,
+    seconds, and status "ok" | "unavailable" | "skipped" with a reason.
+    Raises GenimgError for bad images, unknown metrics, mismatched sizes, or a requested
+    metric the image is too small for.
+    """
+    started = time.perf_counter()
+    decoded = _decode(image, "image")
+    ref = _decode(reference, "reference") if reference is not None else None
+    keys, explicit = resolve_metrics(metrics, ref is not None)
+    load_s = time.perf_counter() - started
+    a = decoded.rgb_array()
+    b = ref.rgb_array() if ref is not None else None
+    resized = False
+    if b is not None and a.shape != b.shape:
+        if not resize_to_match:
+            raise GenimgError(f"image is {a.shape[1]}x{a.shape[0]} but reference is {b.shape[1]}x{b.shape[0]}: "
+                              "full-reference metrics need the same size (use --resize-to-match / tick "
+                              "'resize image to the reference' to resize the image)")
+        a = resize(a, (b.shape[1], b.shape[0]))
+        resized = True
+    rows: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        info = METRICS[key]
+        row: dict[str, Any] = {"label": info.label, "better": info.better, "meaning": info.meaning,
+                               "value": None, "display": "", "seconds": 0.0, "status": "ok", "reason": ""}
+        ok, reason = info.available()
+        if not ok:
+            row.update(status="unavailable", display="unavailable", reason=reason)
+            rows[key] = row
+            continue
+        side = min(a.shape[:2])
+        if side < info.min_side:
+            message = f"{info.label} needs images at least {info.min_side}x{info.min_side}, got {a.shape[1]}x{a.shape[0]}"
+            if explicit:
+                raise GenimgError(message)
+            row.update(status="skipped", display="skipped", reason=message)
+            rows[key] = row
+            continue
+        t0 = time.perf_counter()
+        try:
+            value = float(info.fn(a, b) if info.needs_reference else info.fn(a))
+        except ModelUnavailableError as exc:
+            row.update(status="unavailable", display="unavailable", reason=str(exc))
+            rows[key] = row
+            continue
+        except GenimgError as exc:
+            if explicit:
+                raise
+            row.update(status="skipped", display="skipped", reason=str(exc))
+            rows[key] = row
+            continue
+        row.update(value=value, display=info.display(value), seconds=time.perf_counter() - t0)
+        rows[key] = row
+    describe = lambda d: {"width": d.size[0], "height": d.size[1], "grayscale": d.grayscale,  # noqa: E731
+                          "mode": d.original_mode, "format": d.original_format}
+    return {"metrics": rows, "image": describe(decoded), "reference": describe(ref) if ref is not None else None,
+            "resized": resized, "timings": {"load_s": load_s, "total_s": time.perf_counter() - started}}
+
+
+def rows_for_table(result: dict[str, Any]) -> list[list[str]]:
+    """[metric, value, better, what it means] rows for a table (UI and CLI)."""
+    out = []
+    for row in result["metrics"].values():
+        value = row["display"] if row["status"] == "ok" else f"{row['status']}: {row['reason']}"
+        out.append([row["label"], value, f"{row['better']} is better", row["meaning"]])
+    return out

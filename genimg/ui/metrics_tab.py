@@ -1,0 +1,69 @@
+"""Metrics tab: upload an image (and optionally a reference), tick metrics, read a table.
+
+Thin: the work happens in :func:`genimg.tasks.metrics.compute_metrics`. API name ``/metrics``:
+inputs (image, reference, metric keys, resize flag) → (table rows, JSON result).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gradio as gr
+
+from genimg.metrics.registry import METRICS, metric_table
+from genimg.tasks.metrics import compute_metrics, rows_for_table
+from genimg.ui.common import user_errors
+
+COLUMNS = ["metric", "value", "direction", "what it means"]
+
+
+def metric_choices() -> list[tuple[str, str]]:
+    """(label, key) for the checkboxes; metrics that cannot run here are marked."""
+    out = []
+    for row in metric_table():
+        kind = "needs reference" if row["needs_reference"] else "no reference"
+        label = f"{row['label']} ({kind})" + ("" if row["available"] else " — unavailable here")
+        out.append((label, row["key"]))
+    return out
+
+
+def _json_safe(result: dict[str, Any]) -> dict[str, Any]:
+    rows = {}
+    for key, row in result["metrics"].items():
+        value = row["value"]
+        if isinstance(value, float) and math.isinf(value):
+            value = "inf" if value > 0 else "-inf"
+        rows[key] = {**row, "value": value}
+    return {**result, "metrics": rows}
+
+
+def build(pool: Any, settings: Any) -> dict[str, Any]:
+    """Lay out the tab inside the current Blocks context; return its components."""
+    defaults = [m.key for m in METRICS.values() if m.key not in ("lpips", "mse")]
+    with gr.Row():
+        image = gr.Image(label="Image to score", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                         elem_id="metrics-image")
+        reference = gr.Image(label="Reference (optional: enables PSNR, SSIM, ...)", type="filepath", image_mode=None,
+                             sources=["upload", "clipboard"], elem_id="metrics-reference")
+    with gr.Row():
+        chosen = gr.CheckboxGroup(choices=metric_choices(), value=defaults, label="Metrics",
+                                  elem_id="metrics-choice")
+    with gr.Row():
+        resize = gr.Checkbox(value=False, label="Resize the image to the reference's size (otherwise sizes must match)")
+        run = gr.Button("Compute", variant="primary", elem_id="metrics-button")
+    table = gr.Dataframe(headers=COLUMNS, label="Results", interactive=False, wrap=True, elem_id="metrics-table")
+    details = gr.JSON(label="All values and timings", open=False)
+
+    @user_errors
+    def on_compute(image_path, reference_path, keys, resize_flag):
+        has_reference = bool(reference_path)
+        # Full-reference metrics are dropped, not refused, when no reference was uploaded:
+        # the defaults tick them and a person may just want the no-reference numbers.
+        keys = [k for k in (keys or []) if has_reference or not METRICS.get(k) or not METRICS[k].needs_reference]
+        result = compute_metrics(image_path, reference_path or None, metrics=keys or None,
+                                 resize_to_match=bool(resize_flag))
+        return rows_for_table(result), _json_safe(result)
+
+    run.click(on_compute, [image, reference, chosen, resize], [table, details], api_name="metrics")
+    return {"image": image, "reference": reference, "metrics": chosen, "table": table}

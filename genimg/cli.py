@@ -18,7 +18,8 @@ from genimg.errors import GenimgError
 
 
 # Capabilities that contribute their own command (each module has ``register(subparsers)``).
-COMMAND_MODULES = ("genimg.commands.metrics",)
+COMMAND_MODULES = ("genimg.commands.style", "genimg.commands.restore", "genimg.commands.metrics",
+                   "genimg.commands.train")
 
 
 class _Parser(argparse.ArgumentParser):

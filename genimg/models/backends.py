@@ -16,6 +16,9 @@ from genimg.errors import GenimgError
 _MODULES = {
     "diffusers": "genimg.models.diffusers_backend",
     "embedded": "genimg.models.embedded_backend",
+    "ncnn": "genimg.models.ncnn_backend",
+    "classical": "genimg.restore.classical",
+    "onnx": "genimg.models.onnx_backend",
 }
 
 

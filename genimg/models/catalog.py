@@ -42,11 +42,19 @@ class ModelSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
     def local_path(self) -> Path | None:
-        """The folder the weights live in, or None for a hub id."""
-        if _HUB_ID.match(self.source) and not Path(self.source).exists():
-            return None
+        """The folder the weights live in, or None for a hub id.
+
+        A source that exists as a folder (absolute, or relative to ``assets/``) is local even
+        when it looks like ``owner/name``; otherwise ``owner/name`` is a hub id.
+        """
         path = Path(self.source).expanduser()
-        return path if path.is_absolute() else ASSETS_DIR / path
+        if not path.is_absolute():
+            if (ASSETS_DIR / path).exists():
+                return ASSETS_DIR / path
+            if _HUB_ID.match(self.source):
+                return None
+            return ASSETS_DIR / path
+        return path
 
 
 def _spec_from_entry(entry: dict[str, Any], where: str) -> ModelSpec:

@@ -50,16 +50,23 @@ def load(spec: ModelSpec, placement: Placement) -> Any:
     memory is placed with accelerate's model CPU offload instead of moved whole.
     Raises GenimgError when the weights cannot be found or read.
     """
+    import diffusers
     import torch
-    from diffusers import AutoPipelineForText2Image
 
+    # A catalog entry may name its pipeline class (e.g. StableDiffusionUpscalePipeline);
+    # by default any text-to-image pipeline is found through the auto class.
+    class_name = spec.options.get("pipeline", "AutoPipelineForText2Image")
+    pipeline_class = getattr(diffusers, class_name, None)
+    if pipeline_class is None or not hasattr(pipeline_class, "from_pretrained") or not class_name.endswith(
+            ("Pipeline", "Text2Image")):
+        raise GenimgError(f"catalog entry {spec.id!r} names unknown diffusers pipeline class {class_name!r}")
     path = spec.local_path()
     source = str(path) if path is not None else spec.source
     kwargs: dict[str, Any] = {"dtype": placement.dtype, "use_safetensors": True}
     if spec.options.get("variant"):
         kwargs["variant"] = spec.options["variant"]
     try:
-        pipe = AutoPipelineForText2Image.from_pretrained(source, **kwargs)
+        pipe = pipeline_class.from_pretrained(source, **kwargs)
     except GenimgError:
         raise
     except (OSError, ValueError, KeyError) as exc:

@@ -28,7 +28,14 @@ from genimg.models.device import Placement, default_placement
 
 
 def module_nbytes(model: Any) -> int:
-    """Bytes of parameters and buffers held by a pipeline (its torch modules) or a module."""
+    """Bytes of weights a loaded model holds.
+
+    A non-torch model (ncnn, ONNX) says so itself with an integer ``nbytes`` attribute (its
+    weight files' size); for torch, parameters and buffers of the pipeline's modules.
+    """
+    own = getattr(model, "nbytes", None)
+    if isinstance(own, int) and not isinstance(model, torch.Tensor):
+        return own
     modules: list[torch.nn.Module] = []
     if isinstance(model, torch.nn.Module):
         modules.append(model)

@@ -15,7 +15,7 @@ from genimg import __version__
 from genimg.config import settings as read_settings
 from genimg.models.catalog import default_model
 from genimg.models.pool import ModelPool, get_pool
-from genimg.ui import compare_tab, generate_tab, metrics_tab
+from genimg.ui import compare_tab, generate_tab, metrics_tab, restore_tab, style_tab
 
 log = logging.getLogger("genimg.ui")
 
@@ -35,6 +35,10 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
             generate_tab.build(pool, env)
         with gr.Tab("Compare", id="compare"):
             compare_tab.build(pool, env)
+        with gr.Tab("Style", id="style"):
+            style_tab.build(pool, env)
+        with gr.Tab("Restore", id="restore"):
+            restore_tab.build(pool, env)
         with gr.Tab("Metrics", id="metrics"):
             metrics_tab.build(pool, env)
     demo.queue(max_size=env.queue_size, default_concurrency_limit=env.concurrency)

@@ -33,8 +33,10 @@ COLUMNS = ["method", "task", "PSNR dB", "SSIM", "BRISQUE", "time s", "load s", "
 
 def method_choices(pool: Any) -> list[tuple[str, str]]:
     """(label, id) for the method checkboxes: task, name, and whether it can run here."""
+    from genimg.restore.registry import RESTORE_TASKS
+
     choices = []
-    for spec in restore_methods(pool):
+    for spec in sorted(restore_methods(pool), key=lambda s: RESTORE_TASKS.index(method_task(s) or "face")):
         ok, _ = pool.availability(spec.id)
         choices.append((f"[{method_task(spec)}] {spec.name}" + ("" if ok else " (unavailable)"), spec.id))
     return choices

@@ -1,0 +1,34 @@
+"""``python -m genimg train <model>``: reproduce the weights we ship.
+
+Each trainer owns its options (``python -m genimg train <model> --help``) and returns a
+JSON-able summary (printed with ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+# model name -> "module:function(argv) -> summary"
+TRAINERS = {
+    "dae": "genimg.restore.dae:main",
+}
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``train`` command; returns its parser."""
+    p = subparsers.add_parser("train", help="train one of the models genimg ships (reproducibly)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", choices=sorted(TRAINERS), help="which model to train")
+    p.add_argument("--json", action="store_true", help="print the training summary as one JSON object")
+    p.add_argument("options", nargs=argparse.REMAINDER, help="the trainer's own options (see train <model> --help)")
+    p.set_defaults(func=cmd_train)
+    return p
+
+
+def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    module_name, _, function = TRAINERS[args.model].partition(":")
+    trainer = getattr(importlib.import_module(module_name), function)
+    summary = trainer(list(args.options))
+    return {"command": "train", "model": args.model, "summary": summary if isinstance(summary, dict) else {"result": summary}}

@@ -18,7 +18,7 @@ import torch
 
 from genimg import __version__
 
-SECTIONS = ("handle_reuse", "dashboard_overhead", "cpu_dtype")
+SECTIONS = ("handle_reuse", "dashboard_overhead", "cpu_dtype", "metrics")
 
 
 def _stats(samples: list[float]) -> dict[str, float]:
@@ -160,6 +160,13 @@ def bench_cpu_dtype(catalog: dict[str, Any], model_id: str, repeats: int) -> dic
             "cpu_native_bf16": cpu_has_native_bf16()}
 
 
+def bench_metrics_section(_catalog: dict[str, Any], _model_id: str, repeats: int) -> dict[str, Any]:
+    """SSIM/PSNR throughput vs scikit-image on the same arrays (genimg.metrics.bench)."""
+    from genimg.metrics.bench import bench_metrics
+
+    return bench_metrics(repeats=repeats)
+
+
 def environment() -> dict[str, Any]:
     import diffusers
     import gradio
@@ -186,7 +193,7 @@ def run_bench(quick: bool = False, repeats: int | None = None, only: list[str] |
         model_id = "tiny-sd"
         report["note"] = "tiny-sd is a random-weight SD-shaped pipeline built from configs (plumbing speed only)"
         runners = {"handle_reuse": bench_handle_reuse, "dashboard_overhead": bench_dashboard_overhead,
-                   "cpu_dtype": bench_cpu_dtype}
+                   "cpu_dtype": bench_cpu_dtype, "metrics": bench_metrics_section}
         for name in sections:
             started = time.perf_counter()
             report["sections"][name] = runners[name](catalog, model_id, repeats)

@@ -132,7 +132,11 @@ def bench_dashboard_overhead(catalog: dict[str, Any], model_id: str, repeats: in
 
         stats = interleaved({"bare_pipeline": bare, "direct_task": direct, "gradio_client": through_api}, repeats)
     finally:
-        demo.close()
+        import contextlib
+        import sys
+
+        with contextlib.redirect_stdout(sys.stderr):  # Gradio prints "Closing server..." on stdout
+            demo.close()
     return {
         "model": model_id, "params": {k: resolved[k] for k in ("width", "height", "steps", "guidance")},
         **stats,

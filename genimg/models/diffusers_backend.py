@@ -24,6 +24,16 @@ def _provide_hint(repo_id: str) -> str:
             f"saved with save_pretrained")
 
 
+def is_present(spec: ModelSpec) -> bool:
+    """True when the weights are on this machine already (local folder or HF cache): no download."""
+    path = spec.local_path()
+    if path is not None:
+        return (path / "model_index.json").is_file()
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(spec.source, "model_index.json"), str)
+
+
 def availability(spec: ModelSpec) -> tuple[bool, str]:
     """Whether the pipeline's files are here (local folder or HF cache) and, if not, why."""
     path = spec.local_path()

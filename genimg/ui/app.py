@@ -69,9 +69,18 @@ def server_address() -> tuple[str, int]:
 
 
 def preload(pool: ModelPool) -> None:
-    """Load the default model in the background so the first visitor gets a warm model."""
+    """Load the default model in the background so the first visitor gets a warm model.
+
+    Only weights already on this machine are preloaded: starting the server never downloads.
+    """
+    from genimg.models import backends
+
     model_id = default_model(pool.catalog)
     if not model_id or not pool.availability(model_id)[0]:
+        return
+    spec = pool.spec(model_id)
+    is_present = getattr(backends.get(spec.backend), "is_present", None)
+    if is_present is not None and not is_present(spec):
         return
 
     def load() -> None:

@@ -134,3 +134,20 @@ def test_corrupt_weights_give_a_clear_error_and_other_models_keep_working(tiny_d
     assert not pool.is_loaded("broken")
     with pool.acquire("tiny-b") as lease:
         assert lease.model is not None
+
+
+def test_a_typed_local_folder_loads_only_when_the_server_allows_it(tiny_catalog, tiny_dirs, monkeypatch):
+    folder = str(tiny_dirs["tiny-b"])
+    monkeypatch.delenv("GENIMG_ALLOW_CUSTOM_MODELS", raising=False)
+    pool = ModelPool(dict(tiny_catalog), budget_bytes=1 << 34)
+    with pytest.raises(GenimgError, match="unknown model"):
+        pool.spec(folder)
+    monkeypatch.setenv("GENIMG_ALLOW_CUSTOM_MODELS", "1")
+    spec = pool.spec(folder)
+    assert spec.backend == "diffusers" and spec.source == folder
+    with pool.acquire(folder) as lease:
+        assert type(lease.model).__name__ == "StableDiffusionPipeline"
+    monkeypatch.setenv("GENIMG_HOSTED", "1")  # hosted mode: catalog models only, whatever else is set
+    hosted = ModelPool(dict(tiny_catalog), budget_bytes=1 << 34)
+    with pytest.raises(GenimgError, match="unknown model"):
+        hosted.spec(folder)

@@ -25,9 +25,12 @@ def _stats(samples: list[float]) -> dict[str, float]:
     return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples), "n": len(samples)}
 
 
-def interleaved(variants: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, dict[str, float]]:
-    """Time each variant ``repeats`` times, interleaved; return per-variant stats."""
-    for _ in range(warmup):
+def interleaved_samples(variants: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Run every variant ``warmup`` times, then time each ``repeats`` times, interleaved (A B A B ...).
+
+    Returns the seconds of every trial per variant.
+    """
+    for _ in range(warmup):  # allocator growth, oneDNN kernel selection, lazy imports
         for fn in variants.values():
             fn()
     samples: dict[str, list[float]] = {name: [] for name in variants}
@@ -36,7 +39,12 @@ def interleaved(variants: dict[str, Callable[[], Any]], repeats: int, warmup: in
             started = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - started)
-    return {name: _stats(values) for name, values in samples.items()}
+    return samples
+
+
+def interleaved(variants: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, dict[str, float]]:
+    """Time each variant ``repeats`` times, interleaved; return per-variant stats (median, min, max)."""
+    return {name: _stats(values) for name, values in interleaved_samples(variants, repeats, warmup).items()}
 
 
 def _ratio(stats: dict[str, dict[str, float]], name: str, baseline: str) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import platform
 import statistics
-import time
 from typing import Any, Callable
 
 import numpy as np
@@ -30,15 +29,9 @@ def _pairs(n: int, size: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarr
 
 
 def _timed(variants: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
-    for fn in variants.values():  # warm-up (allocator, oneDNN kernel selection)
-        fn()
-    samples: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(repeats):
-        for name, fn in variants.items():
-            started = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - started)
-    return samples
+    from genimg.bench import interleaved_samples
+
+    return interleaved_samples(variants, repeats)
 
 
 def bench_metrics(repeats: int = 5, batches: tuple[int, ...] = (1, 16), size: int = 256) -> dict[str, Any]:

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genimg.errors import GenimgError
 from genimg.metrics.arrays import intra_op_threads, match_pair, min_side_check, resolve_range
 
 SSIM_SIGMA = 1.5

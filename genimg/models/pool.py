@@ -218,7 +218,6 @@ class ModelPool:
         self.evictions.append(model_id)
         handle.variants.clear()
         handle.model = None
-        del handle
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -196,14 +196,5 @@ def generate(request: GenerateRequest, pool: ModelPool | None = None,
     return GenerateResult(images=images, seeds=seeds, params=params, timings=timings, model=info)
 
 
-def request_from_dict(data: dict[str, Any]) -> GenerateRequest:
-    """Build a GenerateRequest from a plain dict (JSON, CLI); unknown keys are an error."""
-    known = set(GenerateRequest.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise GenimgError(f"unknown generation parameter(s): {', '.join(unknown)}")
-    return GenerateRequest(**data)
-
-
 __all__ = ["GenerateRequest", "GenerateResult", "generate", "resolve_request", "run_pipeline",
-           "scheduler_names", "SCHEDULERS", "request_from_dict"]
+           "scheduler_names", "SCHEDULERS"]

@@ -10,10 +10,13 @@ import argparse
 import importlib
 from typing import Any
 
-# model name -> "module:function(argv) -> summary"
+# model name -> "module:function(argv) -> summary" (or an exit code)
 TRAINERS = {
     "dae": "genimg.restore.dae:main",
+    "diffusion": "genimg.embedded.train:main",
 }
+# Trainers whose main() takes the model name as its first argument (one CLI for several models).
+_NAMED = {"diffusion"}
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -30,5 +33,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     module_name, _, function = TRAINERS[args.model].partition(":")
     trainer = getattr(importlib.import_module(module_name), function)
-    summary = trainer(list(args.options))
+    argv = ([args.model] if args.model in _NAMED else []) + list(args.options)
+    summary = trainer(argv)
+    if isinstance(summary, int) and summary != 0:
+        raise SystemExit(summary)  # the trainer already printed its one `error:` line
     return {"command": "train", "model": args.model, "summary": summary if isinstance(summary, dict) else {"result": summary}}

@@ -44,17 +44,16 @@ class ModelSpec:
     def local_path(self) -> Path | None:
         """The folder the weights live in, or None for a hub id.
 
-        A source that exists as a folder (absolute, or relative to ``assets/``) is local even
-        when it looks like ``owner/name``; otherwise ``owner/name`` is a hub id.
+        A relative source is a folder inside ``assets/`` when it exists there or when the
+        backend never reads the hub (only diffusers does); otherwise ``owner/name`` is a hub id.
         """
         path = Path(self.source).expanduser()
-        if not path.is_absolute():
-            if (ASSETS_DIR / path).exists():
-                return ASSETS_DIR / path
-            if _HUB_ID.match(self.source):
-                return None
-            return ASSETS_DIR / path
-        return path
+        if path.is_absolute():
+            return path
+        in_assets = ASSETS_DIR / path
+        if in_assets.exists() or self.backend != "diffusers" or not _HUB_ID.match(self.source):
+            return in_assets
+        return None
 
 
 def _spec_from_entry(entry: dict[str, Any], where: str) -> ModelSpec:

@@ -65,7 +65,8 @@ class Handle:
     load_seconds: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
-    variants: dict[str, Any] = field(default_factory=dict)
+    variants: dict[str, Any] = field(default_factory=dict)    # from_pipe pipelines sharing the weights
+    schedulers: dict[str, Any] = field(default_factory=dict)  # scheduler choice -> instance ("default": the model's own)
     uses: int = 0
 
 
@@ -217,6 +218,7 @@ class ModelPool:
             return
         self.evictions.append(model_id)
         handle.variants.clear()
+        handle.schedulers.clear()
         handle.model = None
         gc.collect()
         if torch.cuda.is_available():

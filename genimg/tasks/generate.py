@@ -115,7 +115,7 @@ def resolve_request(request: GenerateRequest, spec: ModelSpec, limits: Limits | 
 
 def _use_scheduler(lease: Lease, pipe: Any, name: str) -> None:
     """Put the named scheduler on the pipeline (cached per handle; restored by name later)."""
-    cache = lease.handle.variants.setdefault("_schedulers", {})
+    cache = lease.handle.schedulers
     if "default" not in cache:
         cache["default"] = pipe.scheduler
     if name not in cache:

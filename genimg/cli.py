@@ -19,7 +19,7 @@ from genimg.errors import GenimgError
 
 # Capabilities that contribute their own command (each module has ``register(subparsers)``).
 COMMAND_MODULES = ("genimg.commands.style", "genimg.commands.restore", "genimg.commands.metrics",
-                   "genimg.commands.train")
+                   "genimg.commands.train", "genimg.commands.evaluate")
 
 
 class _Parser(argparse.ArgumentParser):

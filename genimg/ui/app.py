@@ -15,7 +15,7 @@ from genimg import __version__
 from genimg.config import settings as read_settings
 from genimg.models.catalog import default_model
 from genimg.models.pool import ModelPool, get_pool
-from genimg.ui import compare_tab, generate_tab, metrics_tab, restore_tab, style_tab
+from genimg.ui import compare_tab, evaluate_tab, generate_tab, metrics_tab, restore_tab, style_tab
 
 log = logging.getLogger("genimg.ui")
 
@@ -41,6 +41,8 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
             restore_tab.build(pool, env)
         with gr.Tab("Metrics", id="metrics"):
             metrics_tab.build(pool, env)
+        with gr.Tab("Evaluate", id="evaluate"):
+            evaluate_tab.build(pool, env)
     demo.queue(max_size=env.queue_size, default_concurrency_limit=env.concurrency)
     return demo
 

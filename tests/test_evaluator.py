@@ -286,3 +286,20 @@ def test_validate_reports_the_figures():
     assert set(report["rejection"]) == set(evaluator.MISMATCHES) | {"overall"}
     assert report["n_rejection"]["overall"] > 200
     assert report["rejection"]["overall"] >= 0.95, report["rejection"]
+
+
+def test_noisy_images_fit_at_most_max_shape_fits_objects(monkeypatch):
+    """A speckled image (what an untrained model makes) is scored with a bounded number of shape fits."""
+    from genimg.embedded import evaluator as E
+
+    calls = []
+    original = E._classify_shape
+    monkeypatch.setattr(E, "_classify_shape", lambda *a, **k: calls.append(1) or original(*a, **k))
+    image = np.full((64, 64, 3), 255, np.uint8)
+    for y in range(6, 60, 12):  # 25 separate 5x5 red blobs on white, each above the speck size
+        for x in range(6, 60, 12):
+            image[y - 2:y + 3, x - 2:x + 3] = (230, 25, 25)
+    det = E.detect(image)
+    assert len(det.objects) > E.MAX_SHAPE_FITS  # the image really has more candidates than the budget
+    assert len(calls) == E.MAX_SHAPE_FITS
+    assert E.score_image(image, "a red circle on a white background")["all"] is False

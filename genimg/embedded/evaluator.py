@@ -54,6 +54,10 @@ BACKGROUND_LAB = 6.0
 # An object's strongest pixels must show at least this coverage of a palette colour for
 # it to be named that colour (a washed-out grey ~ half-covered black on white is not).
 SOLID_ALPHA = 0.85
+# Shape fitting is the costly step (~0.1-1 s per object); a noisy image can hold dozens of
+# candidate objects. The grammar has at most 4 objects, so only the 8 largest are fitted and
+# the rest get shape None (they still count as objects, so count checks fail as they should).
+MAX_SHAPE_FITS = 8
 # Objects smaller than this fraction of the image are specks (the smallest grammar object,
 # a small star, covers ~1.4 % of the image).
 MIN_AREA_FRAC = 0.004
@@ -558,6 +562,8 @@ def detect(image) -> Detection:
     ys, xs = np.mgrid[0:h, 0:w]
     background_px = dist > 1.5 + 3 * max(BLUR_LEVELS) * side
     objects = []
+    by_size = sorted(range(len(pieces)), key=lambda k: -int(pieces[k][0].sum()))
+    fitted = set(by_size[:MAX_SHAPE_FITS])
     for k, (mask, main) in enumerate(pieces):
         obj_rgb = _object_colour(rgb, bg_rgb, mask, main)
         colour = _name_colour(obj_rgb, bg, bg_rgb)
@@ -575,8 +581,12 @@ def detect(image) -> Detection:
         bg_a = a[background_px] if background_px.any() else np.zeros(1)
         noise_sd = 1.4826 * float(np.median(np.abs(bg_a - np.median(bg_a))))
         energy = float((soft * soft).sum()) - region.sum() * noise_sd**2
-        shape, fit = _classify_shape(_Coverage(soft, area, cx, cy, energy), side)
-        diameter = fit.diameter / side
+        if k in fitted:
+            shape, fit = _classify_shape(_Coverage(soft, area, cx, cy, energy), side)
+            diameter, shape_iou, blur = fit.diameter / side, fit.score, fit.sigma
+        else:  # beyond the fitting budget: an equal-area disc's diameter, no shape
+            shape, shape_iou, blur = None, 0.0, 0.0
+            diameter = 2.0 * float(np.sqrt(area / np.pi)) / side
         objects.append(
             DetectedObject(
                 colour=None if colour is None else COLOUR_NAMES[colour],
@@ -586,8 +596,8 @@ def detect(image) -> Detection:
                 y=cy / h,
                 diameter=diameter,
                 area=area / (h * w),
-                shape_iou=fit.score,
-                blur=fit.sigma,
+                shape_iou=shape_iou,
+                blur=blur,
             )
         )
     return Detection(COLOUR_NAMES[bg], tuple(objects))

@@ -150,6 +150,13 @@ def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     from genimg.bench import run_bench
 
+    if args.load:
+        from genimg.loadtest import bench_load
+
+        report = {"load": bench_load(clients=args.clients, requests_per_client=args.requests)}
+        if not args.json:
+            print(json.dumps(report, indent=2))
+        return report
     report = run_bench(quick=args.quick, repeats=args.repeats, only=args.only)
     if args.table and not args.json:
         from genimg.bench import format_table
@@ -187,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=None, help="trials per measurement")
     p.add_argument("--only", nargs="*", default=None, help="run only these sections")
     p.add_argument("--table", action="store_true", help="a readable table instead of JSON")
+    p.add_argument("--load", action="store_true",
+                   help="instead: the load test (concurrent gradio clients on /generate and /metrics, loopback)")
+    p.add_argument("--clients", type=int, default=16, help="--load: concurrent clients")
+    p.add_argument("--requests", type=int, default=13, help="--load: requests per client")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (the default)")
     p.set_defaults(func=cmd_bench)
     return parser

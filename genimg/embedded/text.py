@@ -47,7 +47,7 @@ def load_text_encoder(device="cpu", dtype=torch.float32):
 
     path = minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    model = AutoModel.from_pretrained(str(path))
+    model = AutoModel.from_pretrained(str(path), use_safetensors=True)  # never a pickle
     model.requires_grad_(False)
     model.eval()
     model.to(device=device, dtype=dtype)

@@ -7,6 +7,10 @@
 - img2img / inpaint variants come from ``from_pipe`` and live in the base handle, so they
   cost no second copy of the weights and are guarded by the same lock.
 - A handle whose model raised an unexpected error is dropped: the next request reloads it.
+- Running out of memory (CUDA or CPU), while loading or running, is the one fault mapped to a
+  user error here (:class:`ModelOutOfMemoryError`): the handle is dropped, its memory freed,
+  and the message says what to try. Every task borrows through ``acquire``, so this is the
+  only place that mapping lives.
 """
 
 from __future__ import annotations
@@ -25,6 +29,54 @@ from genimg.errors import GenimgError, ModelUnavailableError
 from genimg.models import backends
 from genimg.models.catalog import ModelSpec, adhoc_spec, load_catalog
 from genimg.models.device import Placement, default_placement
+
+
+class ModelOutOfMemoryError(ModelUnavailableError):
+    """A model ran out of memory at the requested size/batch (CUDA or CPU). A ModelUnavailableError,
+    so a comparison or a multi-method task reports it in that model's cell and keeps the others."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's OutOfMemoryError (CUDA), Python's MemoryError, and the CPU allocator's
+    RuntimeError ("DefaultCPUAllocator: can't allocate memory")."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def out_of_memory_message(model_id: str, device: Any, doing: str, exc: BaseException) -> str:
+    """The one user-facing wording for an out-of-memory fault."""
+    detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return (f"out of memory {doing} model {model_id!r} on {device}: try a smaller width/height, fewer images "
+            f"or another model (the model was unloaded and will reload on the next request; {detail})")
+
+
+def release_frames(exc: BaseException) -> None:
+    """Clear the finished frames in ``exc``'s traceback so the tensors they hold are freed now,
+    not when the error is finally dropped (frames still running, the caller's, are left alone).
+
+    Written by hand because ``traceback.clear_frames`` leaves a frame's ``locals()`` snapshot
+    alive on Python 3.11, and diffusers pipelines take one every step for their callbacks.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        try:
+            frame.clear()
+        except RuntimeError:  # still executing
+            pass
+        else:
+            with contextlib.suppress(Exception):
+                frame.f_locals.clear()
+        tb = tb.tb_next
+
+
+def free_memory() -> None:
+    """Collect garbage and give cached CUDA blocks back (after a drop or a fault)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def module_nbytes(model: Any) -> int:
@@ -173,6 +225,11 @@ class ModelPool:
         except GenimgError:
             raise
         except Exception as exc:  # truncated or corrupt weights, wrong config, out of memory...
+            if is_out_of_memory(exc):
+                message = out_of_memory_message(spec.id, placement.device, "loading", exc)
+                release_frames(exc)  # the finished frames hold the half-loaded tensors
+                free_memory()
+                raise ModelOutOfMemoryError(message) from exc
             detail = " ".join(str(exc).split())[:300] or type(exc).__name__
             raise ModelUnavailableError(f"model {spec.id!r} could not be loaded: {type(exc).__name__}: {detail}") from exc
         seconds = time.perf_counter() - started
@@ -220,9 +277,7 @@ class ModelPool:
         handle.variants.clear()
         handle.schedulers.clear()
         handle.model = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        free_memory()
 
     def evict(self, model_id: str) -> None:
         """Unload ``model_id`` (waits for a request using it to finish)."""
@@ -243,16 +298,22 @@ class ModelPool:
 
         Yields a Lease. Raises GenimgError for unknown models or missing weights. A
         non-user error raised inside the ``with`` block drops the handle (it may be in
-        a broken state, e.g. after an out-of-memory error) and propagates.
+        a broken state) and propagates; an out-of-memory error is re-raised as
+        ModelOutOfMemoryError once the handle's memory is freed. The lock is released
+        when the block exits, however it exits (a request cancelled in the UI runs to
+        the end of its worker thread first: Gradio does not interrupt threads).
         """
         started = time.perf_counter()
         handle, cold, load_seconds = self._get_or_load(model_id)
         handle.lock.acquire()
+        oom_message = None
         try:
             if handle.model is None:  # evicted between lookup and lock: load again
                 handle.lock.release()
-                handle, cold, load_seconds = self._get_or_load(model_id)
-                handle.lock.acquire()
+                try:
+                    handle, cold, load_seconds = self._get_or_load(model_id)
+                finally:  # on a failed reload this re-takes the old lock, which `finally` below releases
+                    handle.lock.acquire()
             handle.last_used = time.monotonic()
             handle.uses += 1
             lease = Lease(handle=handle, cold=cold, load_seconds=load_seconds,
@@ -261,14 +322,22 @@ class ModelPool:
                 yield lease
             except GenimgError:
                 raise
-            except Exception:
+            except Exception as exc:
                 with self._state_lock:
                     broken = self._handles.get(handle.spec.id) is handle
                 if broken:
                     self._drop(handle.spec.id)
-                raise
+                if not is_out_of_memory(exc):
+                    raise
+                oom_message = out_of_memory_message(handle.spec.id, handle.placement.device, "running", exc)
+                # The finished frames in the traceback (pipeline, UNet forward) hold the activations
+                # that ran out; clear them so the memory is freed now, not when the error is dropped.
+                release_frames(exc)
         finally:
             handle.lock.release()
+        if oom_message is not None:
+            free_memory()
+            raise ModelOutOfMemoryError(oom_message)
 
 
 _default_pool: ModelPool | None = None

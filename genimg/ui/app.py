@@ -95,6 +95,18 @@ def preload(pool: ModelPool) -> None:
     threading.Thread(target=load, name="genimg-preload", daemon=True).start()
 
 
+def launch_options(env: Any = None) -> dict[str, Any]:
+    """The security-relevant ``launch()`` options, from the settings (one place; tests use it too).
+
+    No ``allowed_paths``: Gradio serves only its upload/cache folders and files the app returned
+    (uploads are read through the image gate, never by a path a request names). ``max_file_size``
+    refuses larger uploads before they are written; ``auth`` from ``GENIMG_AUTH``.
+    """
+    env = env or read_settings()
+    return dict(auth=auth_checker(env.auth), show_error=True, max_file_size=env.limits.max_upload_bytes,
+                allowed_paths=[])
+
+
 def launch(**overrides: Any) -> None:
     """Build and serve the dashboard (blocks until the server stops)."""
     env = read_settings()
@@ -103,7 +115,6 @@ def launch(**overrides: Any) -> None:
     host, port = server_address()
     if os.environ.get("GENIMG_PRELOAD", "1") != "0":
         preload(pool)
-    kwargs: dict[str, Any] = dict(server_name=host, server_port=port, auth=auth_checker(env.auth), css=CSS,
-                                  show_error=True, max_file_size=env.limits.max_upload_bytes)
+    kwargs: dict[str, Any] = dict(server_name=host, server_port=port, css=CSS, **launch_options(env))
     kwargs.update(overrides)
     demo.launch(**kwargs)

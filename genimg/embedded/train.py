@@ -581,8 +581,14 @@ def train_diffusion(out_dir=DEFAULT_OUT, *, steps: int = 20000, batch_size: int 
 # --------------------------------------------------------------------------- export
 
 
-def export(checkpoint, assets_dir=DEFAULT_ASSETS, *, fp16: bool = True, log=print) -> Path:
-    """Write a checkpoint's EMA UNet + VAE (+ scheduler config, model card) to ``assets_dir``."""
+def export(checkpoint, assets_dir=DEFAULT_ASSETS, *, fp16: bool = True, scheduler=None, card: dict | None = None,
+           log=print) -> Path:
+    """Write a checkpoint's EMA UNet + VAE (+ scheduler config, model card) to ``assets_dir``.
+
+    ``scheduler`` (default: the diffusion model's DPM-Solver++) and ``card`` (entries that
+    override the diffusion model card's) let the distilled few-step model reuse this export.
+    Returns the assets folder; raises GenimgError when there is no checkpoint.
+    """
     from safetensors.torch import load_file
 
     from genimg.embedded.diffusion import build_inference_scheduler, build_unet, vae_class
@@ -611,12 +617,12 @@ def export(checkpoint, assets_dir=DEFAULT_ASSETS, *, fp16: bool = True, log=prin
         name = json.loads((run_dir / "vae" / "config.json").read_text()).get("_class_name", "AutoencoderKL")
         vae = vae_class(name).from_pretrained(str(run_dir / "vae"), use_safetensors=True)
         vae.to(dtype).save_pretrained(str(tmp / "vae"), safe_serialization=True)
-    build_inference_scheduler(cfg).save_pretrained(str(tmp / "scheduler"))
+    (scheduler or build_inference_scheduler(cfg)).save_pretrained(str(tmp / "scheduler"))
     evals = []
     if (run_dir / "eval.jsonl").exists():
         evals = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines() if line.strip()]
     at_step = [e for e in evals if e["step"] == state["step"]]
-    card = {
+    card_data = {
         "name": "genimg embedded diffusion",
         "architecture": "latent diffusion: PatchAutoencoder (f=4, 4 latent channels) + UNet2DConditionModel (cross-attention on frozen "
                         "all-MiniLM-L6-v2 token states, pooled sentence vector in the time embedding), "
@@ -639,7 +645,8 @@ def export(checkpoint, assets_dir=DEFAULT_ASSETS, *, fp16: bool = True, log=prin
                          f"DPM-Solver++ steps, guidance {train_cfg['guidance']}, EMA weights",
         "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    _json_dump(tmp / "model_card.json", card)
+    card_data.update(card or {})
+    _json_dump(tmp / "model_card.json", card_data)
     shutil.rmtree(assets_dir, ignore_errors=True)
     os.replace(tmp, assets_dir)
     total = sum(p.stat().st_size for p in assets_dir.rglob("*") if p.is_file())

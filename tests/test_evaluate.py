@@ -121,6 +121,8 @@ def test_faithfulness_and_fd_on_a_fake_model_that_draws_the_grammar(shared_pool,
     assert stats["mean"] == 1.0 and stats["n"] == 4 and stats["missing"] == 2 and stats["ci_method"] == "wilson"
     assert stats["ci_low"] < 1.0 == stats["ci_high"]
     assert result.summary["tiny-a"]["set_metrics"]["fd"]["value"] == pytest.approx(0.0, abs=1e-6)
+    per_check = result.summary["tiny-a"]["faithfulness_checks"]
+    assert per_check["colour"] == {"accuracy": 1.0, "n": 4} and per_check["all"]["accuracy"] == 1.0
 
 
 def test_a_missing_model_becomes_error_rows_and_the_others_still_run(shared_pool, tmp_path):

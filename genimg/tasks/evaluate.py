@@ -830,6 +830,12 @@ def evaluate(request: EvaluateRequest, pool: ModelPool | None = None,
                             "mean_s": lat_mean if latencies else None, "ci_low": lat_low, "ci_high": lat_high,
                             "ci_method": "t", "images_per_s": (len(latencies) / sum(latencies)) if latencies else None,
                             "n": len(latencies), "cached": sum(1 for r in ok_rows if r.cached)}
+        checked = [r.checks for r in ok_rows if r.checks]
+        if checked:  # per-category accuracy of the grammar evaluator (checks that apply to the prompt)
+            entry["faithfulness_checks"] = {
+                name: {"accuracy": float(np.mean([bool(c[name]) for c in checked if c.get(name) is not None])),
+                       "n": sum(1 for c in checked if c.get(name) is not None)}
+                for name in sorted({k for c in checked for k, v in c.items() if v is not None})}
         set_stats, div_rows = _set_metrics(model_rows, keys, grammar_ok, features)
         entry["set_metrics"] = set_stats
         entry["notes"] = notes

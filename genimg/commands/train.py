@@ -14,9 +14,12 @@ from typing import Any
 TRAINERS = {
     "dae": "genimg.restore.dae:main",
     "diffusion": "genimg.embedded.train:main",
+    "fewstep": "genimg.embedded.fewstep:main",
+    "gan": "genimg.embedded.train_onestep:main",
+    "vae": "genimg.embedded.train_onestep:main",
 }
 # Trainers whose main() takes the model name as its first argument (one CLI for several models).
-_NAMED = {"diffusion"}
+_NAMED = {"diffusion", "gan", "vae"}
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:

@@ -20,6 +20,10 @@ from genimg.models.device import Placement
 # catalog ``options.kind`` -> "module:function(folder, device, dtype, *, text_encoder, tokenizer)"
 LOADERS = {
     "diffusion": "genimg.embedded.diffusion:load_embedded_diffusion",
+    # the LCM-distilled model is the same pipeline class with an LCMScheduler saved beside it
+    "fewstep": "genimg.embedded.diffusion:load_embedded_diffusion",
+    "gan": "genimg.embedded.gan:load_embedded_gan",
+    "vae": "genimg.embedded.cvae:load_embedded_vae",
 }
 
 _text_encoders: dict[str, tuple[Any, Any]] = {}

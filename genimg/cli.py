@@ -148,6 +148,15 @@ def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
+    if args.random_weights or args.flops_only:  # the GPU suite (genimg/gpu_bench.py, docs/gpu.md)
+        from genimg import gpu_bench
+
+        report = gpu_bench.run_random_weights(
+            models=tuple(args.models), variants=tuple(args.variants), repeats=args.repeats or 20,
+            compile_mode=args.compile_mode, flops_only=args.flops_only, end_to_end=not args.no_end_to_end)
+        if not args.json:
+            print(gpu_bench.format_table(report) if args.table else json.dumps(report, indent=2))
+        return report
     from genimg.bench import run_bench
 
     if args.load:
@@ -199,6 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, default=16, help="--load: concurrent clients")
     p.add_argument("--requests", type=int, default=13, help="--load: requests per client")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (the default)")
+    g = p.add_argument_group("GPU, full-size architectures with random weights (docs/gpu.md)")
+    g.add_argument("--random-weights", action="store_true", help="time SD 1.5 / SD-Turbo / SDXL UNets, the VAE and "
+                   "an SD-Turbo-shaped pipeline built from configs (needs CUDA; no downloads)")
+    g.add_argument("--flops-only", action="store_true", help="parameter and FLOP counts only (meta device; no GPU)")
+    g.add_argument("--models", nargs="+", default=["sd15", "sd-turbo", "sdxl"], choices=["sd15", "sd-turbo", "sdxl"])
+    g.add_argument("--variants", nargs="+", default=["fp16", "bf16", "bf16_channels_last", "bf16_compile"],
+                   choices=["fp16", "bf16", "bf16_channels_last", "bf16_compile"])
+    g.add_argument("--compile-mode", default="reduce-overhead", choices=["default", "reduce-overhead", "max-autotune"])
+    g.add_argument("--no-end-to-end", action="store_true", help="skip the SD-Turbo-shaped end-to-end comparison")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -71,6 +71,11 @@ class Settings:
     concurrency: int
     auth: str | None            # "user:password"
     limits: Limits
+    # GPU fast path (genimg.models.diffusers_backend); None: the catalog entry's option, else the default.
+    compile: str | None = None         # off | default | reduce-overhead | max-autotune
+    compile_cpu: bool = False          # also compile on the CPU (minutes of compile time)
+    channels_last: str | None = None   # on | off | auto (auto: on for CUDA)
+    vae_tiling: str | None = None      # off | auto | a pixel count (width*height) above which the VAE tiles
 
 
 def settings() -> Settings:
@@ -93,4 +98,8 @@ def settings() -> Settings:
         concurrency=_int("GENIMG_CONCURRENCY", 1),
         auth=os.environ.get("GENIMG_AUTH") or None,
         limits=HOSTED_LIMITS if hosted else Limits(),
+        compile=os.environ.get("GENIMG_COMPILE", "").strip().lower() or None,
+        compile_cpu=_flag("GENIMG_COMPILE_CPU"),
+        channels_last=os.environ.get("GENIMG_CHANNELS_LAST", "").strip().lower() or None,
+        vae_tiling=os.environ.get("GENIMG_VAE_TILING", "").strip().lower() or None,
     )

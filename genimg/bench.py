@@ -18,7 +18,7 @@ import torch
 
 from genimg import __version__
 
-SECTIONS = ("handle_reuse", "dashboard_overhead", "cpu_dtype", "metrics", "embedded")
+SECTIONS = ("handle_reuse", "dashboard_overhead", "cpu_dtype", "metrics", "embedded", "concurrency")
 
 
 def _stats(samples: list[float]) -> dict[str, float]:
@@ -288,6 +288,39 @@ def bench_embedded(_catalog: dict[str, Any], _model_id: str, repeats: int,
     return results
 
 
+def bench_concurrency(_catalog: dict[str, Any], _model_id: str, _repeats: int, clients: int = 8,
+                      requests_per_client: int = 10) -> dict[str, Any]:
+    """``clients`` x ``requests_per_client`` concurrent /generate requests vs the same number from one client.
+
+    Runs on the fastest shipped embedded model (genimg-fewstep, else any embedded model whose
+    weights are here) through the real app on loopback. The concurrent run checks every image
+    against a sequential reference run of the same prompt and seed (per-seed identity) and
+    counts lost and mismatched answers. Returns both runs' figures and the throughput ratio.
+    """
+    from genimg.loadtest import run_load
+    from genimg.models.catalog import load_catalog
+    from genimg.models.pool import ModelPool
+    from genimg.ui.app import build_app
+
+    pool = ModelPool(load_catalog())
+    candidates = ["genimg-fewstep"] + [m for m, spec in pool.catalog.items() if spec.backend == "embedded"]
+    model = next((m for m in candidates if m in pool.catalog and pool.availability(m)[0]), None)
+    if model is None:
+        return {"model": None, "skipped": "no embedded model weights here"}
+    app = build_app(pool)
+    total = clients * requests_per_client
+    sequential = run_load(app, clients=1, requests_per_client=total, endpoints=("/generate",), model=model,
+                          reference=False)
+    concurrent = run_load(app, clients=clients, requests_per_client=requests_per_client, endpoints=("/generate",),
+                          model=model, reference=True)
+    keep = ("sent", "answered", "rejected", "errors", "lost", "mismatched", "seconds", "requests_per_s")
+    return {"model": model, "clients": clients, "requests_per_client": requests_per_client,
+            "sequential_one_client": {k: sequential.get(k) for k in keep},
+            "concurrent": {k: concurrent.get(k) for k in keep},
+            "throughput_concurrent_over_sequential": concurrent["requests_per_s"] / sequential["requests_per_s"],
+            "goal": "no request lost, per-seed outputs identical to the sequential run; throughput ratio reported"}
+
+
 def environment() -> dict[str, Any]:
     import diffusers
     import gradio
@@ -315,7 +348,7 @@ def run_bench(quick: bool = False, repeats: int | None = None, only: list[str] |
         report["note"] = "tiny-sd is a random-weight SD-shaped pipeline built from configs (plumbing speed only)"
         runners = {"handle_reuse": bench_handle_reuse, "dashboard_overhead": bench_dashboard_overhead,
                    "cpu_dtype": bench_cpu_dtype, "metrics": bench_metrics_section,
-                   "embedded": bench_embedded}
+                   "embedded": bench_embedded, "concurrency": bench_concurrency}
         overhead_catalog, overhead_model = catalog, model_id
         if "dashboard_overhead" in sections:
             # The #7 goal is stated for the embedded diffusion model at its defaults; use it when shipped.

@@ -258,30 +258,31 @@ def _swap_tiny_vae(pipe: Any, source: str, placement: Placement, spec: ModelSpec
 
 
 def _tile_large_decodes(pipe: Any, threshold_pixels: int) -> bool:
-    """Make the VAE tile (and decode one image at a time) when a request's width*height exceeds
-    ``threshold_pixels``; smaller requests decode exactly as before. Returns whether it was installed.
+    """Mark ``pipe`` to tile (and slice) VAE decodes of requests over ``threshold_pixels``
+    (width*height); :func:`prepare_decode` applies it per request. Returns whether the VAE can tile.
 
     diffusers' own switch (``enable_tiling``) is per pipeline and its test is per side against
-    the tile size; the pixel count is only known per request, so a forward pre-hook on the
-    denoiser (which sees the latents before the decode) flips the VAE's flags each call.
-    The encode of an img2img/inpaint call runs before that hook and follows the previous call's flag.
+    the tile size, while the pixel count is only known per request, so the generate task calls
+    :func:`prepare_decode` with each request's size. (A forward pre-hook on the denoiser did
+    the same without the task's help, but a hooked module stayed referenced after a fault, so
+    a dropped pipeline's weights were not freed: tests/test_faults.py.)
     """
     vae = getattr(pipe, "vae", None)
-    denoiser = _denoiser(pipe)
-    if denoiser is None or not hasattr(vae, "use_tiling") or not hasattr(vae, "use_slicing"):
+    if not hasattr(vae, "use_tiling") or not hasattr(vae, "use_slicing"):
         return False
-    factor = int(getattr(pipe, "vae_scale_factor", 8) or 8)
-
-    def pre(_module: Any, args: tuple, kwargs: dict) -> None:
-        latents = args[0] if args else kwargs.get("sample", kwargs.get("hidden_states"))
-        if latents is None or latents.dim() != 4:
-            return
-        large = latents.shape[-1] * latents.shape[-2] * factor * factor > threshold_pixels
-        vae.use_tiling = large
-        vae.use_slicing = large
-
-    denoiser.register_forward_pre_hook(pre, with_kwargs=True)
+    pipe.genimg_vae_tiling_pixels = int(threshold_pixels)
     return True
+
+
+def prepare_decode(pipe: Any, width: int, height: int) -> None:
+    """Turn VAE tiling + slicing on for this request if it is larger than the pipeline's threshold, else off."""
+    threshold = getattr(pipe, "genimg_vae_tiling_pixels", None)
+    vae = getattr(pipe, "vae", None)
+    if threshold is None or vae is None:
+        return
+    large = int(width) * int(height) > threshold
+    vae.use_tiling = large
+    vae.use_slicing = large
 
 
 def _warm_up(pipe: Any, spec: ModelSpec) -> float:

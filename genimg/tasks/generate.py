@@ -15,6 +15,7 @@ from genimg import __version__
 from genimg.config import Limits, settings
 from genimg.errors import GenimgError
 from genimg.models.catalog import ModelSpec
+from genimg.models.diffusers_backend import prepare_decode
 from genimg.models.pool import Lease, ModelPool, get_pool
 from genimg.tasks import params as P
 from genimg.tasks.timing import PeakMemory, StageTimer, Timings
@@ -139,6 +140,7 @@ def run_pipeline(lease: Lease, resolved: dict[str, Any], progress: ProgressFn | 
     seeds = [resolved["seed"] + i for i in range(resolved["batch"])]
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     total_steps = resolved["steps"]
+    prepare_decode(pipe, resolved["width"], resolved["height"])  # VAE tiling for large sizes only
 
     with PeakMemory(placement.device) as memory, StageTimer(pipe, placement.device) as timer:
         def on_step_end(_pipe, step, _timestep, callback_kwargs):

@@ -228,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     args = build_parser().parse_args(argv)
     try:
+        from genimg.models.device import configure_cpu_threads
+
+        configure_cpu_threads()
         payload = args.func(args)
     except GenimgError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -151,3 +151,22 @@ def test_a_typed_local_folder_loads_only_when_the_server_allows_it(tiny_catalog,
     hosted = ModelPool(dict(tiny_catalog), budget_bytes=1 << 34)
     with pytest.raises(GenimgError, match="unknown model"):
         hosted.spec(folder)
+
+
+def test_torch_threads_setting(monkeypatch):
+    import torch
+
+    from genimg.models.device import configure_cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("GENIMG_TORCH_THREADS", "1")
+        assert configure_cpu_threads() == 1 == torch.get_num_threads()
+        monkeypatch.setenv("GENIMG_TORCH_THREADS", "0")  # 0 = leave torch's setting alone
+        assert configure_cpu_threads() == 1
+        for bad in ("two", "-1"):
+            monkeypatch.setenv("GENIMG_TORCH_THREADS", bad)
+            with pytest.raises(GenimgError, match="GENIMG_TORCH_THREADS"):
+                configure_cpu_threads()
+    finally:
+        torch.set_num_threads(before)

@@ -7,6 +7,7 @@ fp16 on CUDA; on the CPU bf16 where the processor has native bf16 arithmetic
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 
 import torch
@@ -46,6 +47,26 @@ def parse_dtype(name: str) -> torch.dtype:
         return _DTYPES[name.strip().lower()]
     except KeyError:
         raise GenimgError(f"unknown dtype {name!r}: use one of fp32, fp16, bf16") from None
+
+
+def configure_cpu_threads() -> int:
+    """Apply ``GENIMG_TORCH_THREADS`` (torch intra-op threads; unset or 0 = torch's default).
+
+    On small CPUs shared with other processes, two OpenMP threads per process measured 3-10x
+    slower than one (each parallel region waits for a descheduled thread; docs/embedded-models.md),
+    so a hosted 2-vCPU demo may want 1. Returns the thread count in effect.
+    """
+    raw = os.environ.get("GENIMG_TORCH_THREADS", "").strip()
+    if raw:
+        try:
+            wanted = int(raw)
+        except ValueError:
+            raise GenimgError(f"GENIMG_TORCH_THREADS must be a whole number, got {raw!r}") from None
+        if wanted < 0:
+            raise GenimgError(f"GENIMG_TORCH_THREADS must be 0 (torch's default) or more, got {wanted}")
+        if wanted and wanted != torch.get_num_threads():
+            torch.set_num_threads(wanted)
+    return torch.get_num_threads()
 
 
 def default_placement(preferred_dtype: str | None = None) -> Placement:

@@ -14,6 +14,7 @@ import gradio as gr
 from genimg import __version__
 from genimg.config import settings as read_settings
 from genimg.models.catalog import default_model
+from genimg.models.device import configure_cpu_threads
 from genimg.models.pool import ModelPool, get_pool
 from genimg.ui import compare_tab, evaluate_tab, generate_tab, metrics_tab, restore_tab, style_tab
 
@@ -110,6 +111,7 @@ def launch_options(env: Any = None) -> dict[str, Any]:
 def launch(**overrides: Any) -> None:
     """Build and serve the dashboard (blocks until the server stops)."""
     env = read_settings()
+    configure_cpu_threads()
     pool = get_pool()
     demo = build_app(pool)
     host, port = server_address()

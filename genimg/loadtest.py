@@ -17,7 +17,9 @@ Bounded in count and time; loopback only. ``python -m genimg bench --load`` runs
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import sys
 import tempfile
 import threading
 import time
@@ -295,7 +297,8 @@ def run_load(target: Any, clients: int = 16, requests_per_client: int = 3,
     finally:
         workdir.cleanup()
         if demo is not None:
-            demo.close()
+            with contextlib.redirect_stdout(sys.stderr):  # Gradio prints "Closing server..." on stdout
+                demo.close()
 
 
 def _args(caller: _Caller, endpoint: str, pair: int) -> tuple[Any, ...]:

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-DEFAULT_PROMPT = "a lighthouse on a rocky coast at sunset, oil painting"
+DEFAULT_PROMPT = "a large red star to the left of a small blue circle on a white background"  # in the embedded models' grammar
 
 
 def tiny_catalog(folder: Path, size: int) -> Path:

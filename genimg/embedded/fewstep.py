@@ -92,8 +92,8 @@ def train_fewstep(out_dir=DEFAULT_OUT, *, teacher=DEFAULT_TEACHER, steps: int = 
 
     from genimg.embedded.diffusion import build_pipeline, build_unet, vae_class
     from genimg.embedded.text import encode_prompts, load_text_encoder
-    from genimg.embedded.train import (EMA, ThreadTuner, _json_dump, evaluate_pipeline, latest_checkpoint,
-                                       save_checkpoint, _optim_from_tensors)
+    from genimg.embedded.train import (EMA, ThreadTuner, _json_dump, _optim_from_tensors, evaluate_pipeline,
+                                       final_checkpoint, latest_checkpoint, save_checkpoint)
 
     tuner = ThreadTuner(threads, log=log)
     tuner.probe()
@@ -249,9 +249,7 @@ def train_fewstep(out_dir=DEFAULT_OUT, *, teacher=DEFAULT_TEACHER, steps: int = 
         elif time.time() - last_ckpt >= ckpt_minutes * 60:
             save_checkpoint(out_dir, step, student, target, opt, state())
             last_ckpt = time.time()
-    ck = latest_checkpoint(out_dir)
-    if ck is None or int(json.loads((ck / "state.json").read_text())["step"]) != step:
-        ck = save_checkpoint(out_dir, step, student, target, opt, state())
+    ck = final_checkpoint(out_dir, step, lambda: save_checkpoint(out_dir, step, student, target, opt, state()))
     log(f"done: {step} distillation steps, {train_seconds / 60:.1f} train-min")
     return ck
 

@@ -311,6 +311,14 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
+def final_checkpoint(out_dir: Path, step: int, save) -> Path:
+    """The checkpoint of ``step``: the latest one if it already is, else ``save()``'s (a new one)."""
+    ck = latest_checkpoint(out_dir)
+    if ck is None or int(json.loads((ck / "state.json").read_text())["step"]) != step:
+        ck = save()
+    return ck
+
+
 def save_checkpoint(out_dir: Path, step: int, unet, ema, opt, state: dict, keep: int = 2) -> Path:
     from safetensors.torch import save_file
 
@@ -571,9 +579,7 @@ def train_diffusion(out_dir=DEFAULT_OUT, *, steps: int = 20000, batch_size: int 
         elif time.time() - last_ckpt >= ckpt_minutes * 60:
             save_checkpoint(out_dir, step, unet, ema, opt, state())
             last_ckpt = time.time()
-    ck = latest_checkpoint(out_dir)
-    if ck is None or int(json.loads((ck / "state.json").read_text())["step"]) != step:
-        ck = save_checkpoint(out_dir, step, unet, ema, opt, state())
+    ck = final_checkpoint(out_dir, step, lambda: save_checkpoint(out_dir, step, unet, ema, opt, state()))
     log(f"done: {step} steps, {train_seconds / 60:.1f} train-min, wall {(time.time() - wall0) / 60:.1f} min")
     return ck
 

@@ -34,7 +34,8 @@ import torch
 from torch.nn import functional as F
 
 from genimg.embedded.train import (EMA, _hardware, _json_dump, _optim_from_tensors, _optim_to_tensors,
-                                   encode_captions, evaluate_pipeline, latest_checkpoint, prepare_data)
+                                   encode_captions, evaluate_pipeline, final_checkpoint, latest_checkpoint,
+                                   prepare_data)
 from genimg.errors import GenimgError
 
 DATA_DIR = Path("runs/diffusion/data")
@@ -269,9 +270,7 @@ def train_gan(out_dir=DEFAULTS["gan"]["out"], *, steps: int = DEFAULTS["gan"]["s
             run_eval()
             loop.last_eval = time.time()
             G.train()
-    ck = latest_checkpoint(out_dir)
-    if ck is None or int(json.loads((ck / "state.json").read_text())["step"]) != step:
-        ck = checkpoint()
+    ck = final_checkpoint(out_dir, step, checkpoint)
     log(f"done: {step} steps, {train_seconds / 60:.1f} train-min, wall {(time.time() - wall0) / 60:.1f} min")
     return ck
 
@@ -377,9 +376,7 @@ def train_vae(out_dir=DEFAULTS["vae"]["out"], *, steps: int = DEFAULTS["vae"]["s
             run_eval()
             loop.last_eval = time.time()
             vae.train()
-    ck = latest_checkpoint(out_dir)
-    if ck is None or int(json.loads((ck / "state.json").read_text())["step"]) != step:
-        ck = checkpoint()
+    ck = final_checkpoint(out_dir, step, checkpoint)
     log(f"done: {step} steps, {train_seconds / 60:.1f} train-min, wall {(time.time() - wall0) / 60:.1f} min")
     return ck
 

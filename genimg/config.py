@@ -76,6 +76,8 @@ class Settings:
     compile_cpu: bool = False          # also compile on the CPU (minutes of compile time)
     channels_last: str | None = None   # on | off | auto (auto: on for CUDA)
     vae_tiling: str | None = None      # off | auto | a pixel count (width*height) above which the VAE tiles
+    microbatch: int = 8                # most images one shared /generate call serves (1: no micro-batching)
+    embedded_runtime: str = "onnx"     # onnx | torch: what runs the embedded diffusion UNets on the CPU
 
 
 def settings() -> Settings:
@@ -102,4 +104,6 @@ def settings() -> Settings:
         compile_cpu=_flag("GENIMG_COMPILE_CPU"),
         channels_last=os.environ.get("GENIMG_CHANNELS_LAST", "").strip().lower() or None,
         vae_tiling=os.environ.get("GENIMG_VAE_TILING", "").strip().lower() or None,
+        microbatch=_int("GENIMG_MICROBATCH", 8),
+        embedded_runtime=os.environ.get("GENIMG_EMBEDDED_RUNTIME", "").strip().lower() or "onnx",
     )

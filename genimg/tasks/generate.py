@@ -127,20 +127,42 @@ def _use_scheduler(lease: Lease, pipe: Any, name: str) -> None:
     pipe.scheduler = cache[name]
 
 
-def run_pipeline(lease: Lease, resolved: dict[str, Any], progress: ProgressFn | None = None) -> tuple[list[Any], Timings]:
-    """Run the leased text-to-image pipeline with resolved parameters; images and timings.
+def pipeline_inputs(jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The prompt, negative prompt, image count and generators of one pipeline call serving ``jobs``.
 
-    Image i is drawn from its own CPU generator seeded ``seed + i``, so every image is
-    reproducible on its own, whatever the batch size or device.
+    ``jobs`` are resolved requests that agree on everything but prompt, negative prompt, seed
+    and batch (see genimg.tasks.batching). One job keeps diffusers' plain form (a prompt string
+    and ``num_images_per_prompt``); several become per-image lists. Either way image i of a job
+    is drawn from its own CPU generator seeded ``seed + i``, so it equals what that job alone
+    gives.
+    """
+    generators = [torch.Generator("cpu").manual_seed(job["seed"] + i) for job in jobs for i in range(job["batch"])]
+    if len(jobs) == 1:
+        job = jobs[0]
+        return {"prompt": job["prompt"], "negative_prompt": job["negative_prompt"] or None,
+                "num_images_per_prompt": job["batch"], "generator": generators}
+    prompts = [job["prompt"] for job in jobs for _ in range(job["batch"])]
+    negatives = [job["negative_prompt"] for job in jobs for _ in range(job["batch"])]
+    # All or none have a negative prompt (batching key): SDXL zeroes the negative embedding for
+    # None but encodes "", so a mix would change the images of the jobs without one.
+    return {"prompt": prompts, "negative_prompt": negatives if any(negatives) else None,
+            "num_images_per_prompt": 1, "generator": generators}
+
+
+def run_pipeline_batch(lease: Lease, jobs: list[dict[str, Any]],
+                       progress: ProgressFn | None = None) -> tuple[list[list[Any]], Timings]:
+    """Run the leased text-to-image pipeline once for one or more compatible resolved requests.
+
+    Returns each job's images (in order) and the call's timings. Size, steps, guidance and
+    scheduler come from the first job; the others must agree (genimg.tasks.batching.batch_key).
     """
     pipe = lease.model
     placement = lease.handle.placement
+    first = jobs[0]
     if hasattr(pipe, "scheduler"):
-        _use_scheduler(lease, pipe, resolved["scheduler"])
-    seeds = [resolved["seed"] + i for i in range(resolved["batch"])]
-    generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-    total_steps = resolved["steps"]
-    prepare_decode(pipe, resolved["width"], resolved["height"])  # VAE tiling for large sizes only
+        _use_scheduler(lease, pipe, first["scheduler"])
+    total_steps = first["steps"]
+    prepare_decode(pipe, first["width"], first["height"])  # VAE tiling for large sizes only
 
     with PeakMemory(placement.device) as memory, StageTimer(pipe, placement.device) as timer:
         def on_step_end(_pipe, step, _timestep, callback_kwargs):
@@ -151,28 +173,64 @@ def run_pipeline(lease: Lease, resolved: dict[str, Any], progress: ProgressFn | 
 
         with torch.inference_mode():
             output = pipe(
-                prompt=resolved["prompt"],
-                negative_prompt=resolved["negative_prompt"] or None,
-                width=resolved["width"],
-                height=resolved["height"],
+                width=first["width"],
+                height=first["height"],
                 num_inference_steps=total_steps,
-                guidance_scale=resolved["guidance"],
-                num_images_per_prompt=resolved["batch"],
-                generator=generators,
+                guidance_scale=first["guidance"],
                 callback_on_step_end=on_step_end,
                 output_type="pil",
+                **pipeline_inputs(jobs),
             )
     timings = timer.timings
     timings.peak_memory_bytes = memory.peak_bytes
     timings.memory_kind = memory.kind
-    return list(output.images), timings
+    timings.batch_requests = len(jobs)
+    timings.batch_images = sum(job["batch"] for job in jobs)
+    images, start = [], 0
+    for job in jobs:
+        images.append(list(output.images[start:start + job["batch"]]))
+        start += job["batch"]
+    return images, timings
+
+
+def run_pipeline(lease: Lease, resolved: dict[str, Any], progress: ProgressFn | None = None) -> tuple[list[Any], Timings]:
+    """Run the leased text-to-image pipeline with resolved parameters; images and timings.
+
+    Image i is drawn from its own CPU generator seeded ``seed + i``, so every image is
+    reproducible on its own, whatever the batch size or device.
+    """
+    images, timings = run_pipeline_batch(lease, [resolved], progress)
+    return images[0], timings
 
 
 def model_info(lease: Lease) -> dict[str, Any]:
     """What the record says about the model that made an image."""
     spec = lease.handle.spec
-    return {"id": spec.id, "name": spec.name, "source": spec.source, "backend": spec.backend,
+    info = {"id": spec.id, "name": spec.name, "source": spec.source, "backend": spec.backend,
             "placement": lease.handle.placement.describe()}
+    runtime = getattr(lease.model, "runtime", None)  # embedded pipelines: "onnxruntime" or "torch"
+    if isinstance(runtime, str):
+        info["runtime"] = runtime
+    return info
+
+
+def prepare(request: GenerateRequest, pool: ModelPool) -> tuple[ModelSpec, dict[str, Any]]:
+    """Check that ``request.model`` does text-to-image and resolve the request against it.
+
+    Returns (model spec, resolved parameters). Raises GenimgError for unknown models, models
+    of another task and bad parameters.
+    """
+    spec = pool.spec(request.model)
+    if "text-to-image" not in spec.tasks:
+        raise GenimgError(f"model {spec.id!r} does not do text-to-image (its tasks: {', '.join(spec.tasks)})")
+    return spec, resolve_request(request, spec)
+
+
+def make_result(resolved: dict[str, Any], images: list[Any], timings: Timings, info: dict[str, Any]) -> GenerateResult:
+    """Package one request's images with its seeds, resolved parameters, timings and model info."""
+    seeds = [resolved["seed"] + i for i in range(resolved["batch"])]
+    params = {k: v for k, v in resolved.items() if k not in ("seed", "batch")}
+    return GenerateResult(images=images, seeds=seeds, params=params, timings=timings, model=info)
 
 
 def generate(request: GenerateRequest, pool: ModelPool | None = None,
@@ -183,20 +241,15 @@ def generate(request: GenerateRequest, pool: ModelPool | None = None,
     Raises GenimgError for bad parameters, unknown models and missing weights.
     """
     pool = pool or get_pool()
-    spec = pool.spec(request.model)
-    if "text-to-image" not in spec.tasks:
-        raise GenimgError(f"model {spec.id!r} does not do text-to-image (its tasks: {', '.join(spec.tasks)})")
-    resolved = resolve_request(request, spec)
+    spec, resolved = prepare(request, pool)
     with pool.acquire(spec.id) as lease:
         images, timings = run_pipeline(lease, resolved, progress)
         info = model_info(lease)
     timings.load_s = lease.load_seconds
     timings.wait_s = max(0.0, lease.acquire_seconds - lease.load_seconds)
     timings.warm = not lease.cold
-    seeds = [resolved["seed"] + i for i in range(resolved["batch"])]
-    params = {k: v for k, v in resolved.items() if k not in ("seed", "batch")}
-    return GenerateResult(images=images, seeds=seeds, params=params, timings=timings, model=info)
+    return make_result(resolved, images, timings, info)
 
 
-__all__ = ["GenerateRequest", "GenerateResult", "generate", "resolve_request", "run_pipeline",
-           "scheduler_names", "SCHEDULERS"]
+__all__ = ["GenerateRequest", "GenerateResult", "generate", "make_result", "pipeline_inputs", "prepare",
+           "resolve_request", "run_pipeline", "run_pipeline_batch", "scheduler_names", "SCHEDULERS"]

@@ -34,6 +34,8 @@ class Timings:
     peak_memory_bytes: int = 0   # CUDA: peak allocated; CPU: peak RSS above the start
     memory_kind: str = ""
     warm: bool = True
+    batch_requests: int = 1      # requests served by this one pipeline call (micro-batching)
+    batch_images: int = 0        # images the call made for all of them
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,7 +8,8 @@ import gradio as gr
 
 from genimg.models.catalog import default_model
 from genimg.outputs import attach_metadata
-from genimg.tasks.generate import GenerateRequest, generate, scheduler_names
+from genimg.tasks.batching import Coalescer
+from genimg.tasks.generate import GenerateRequest, scheduler_names
 from genimg.ui.common import model_choices, step_progress, user_errors
 
 
@@ -23,18 +24,23 @@ def model_defaults(pool: Any, model_id: str | None) -> tuple[Any, Any, Any, Any,
 
 
 def timing_markdown(summary: dict[str, Any]) -> str:
-    """One line a person can read: wall time, speed, stages, memory, load."""
+    """One line a person can read: wall time, speed, stages, memory, load, shared batch."""
+    shared = summary.get("batch_requests", 1)
     return (f"**{summary['model']}** — {summary['wall_s']:.3f} s, {summary['steps_per_s']:.2f} steps/s "
             f"(text {summary['text_encode_s']:.3f} s · denoise {summary['denoise_s']:.3f} s · decode "
             f"{summary['decode_s']:.3f} s) · peak {summary['peak_memory_mb']:.0f} MB"
-            + (f" · first load {summary['load_s']:.2f} s" if summary.get("load_s") else ""))
+            + (f" · first load {summary['load_s']:.2f} s" if summary.get("load_s") else "")
+            + (f" · queued {summary['wait_s']:.2f} s" if summary.get("wait_s", 0) >= 0.01 else "")
+            + (f" · one batch of {summary['batch_images']} images for {shared} requests" if shared > 1 else ""))
 
 
 def result_summary(result: Any) -> dict[str, Any]:
     t = result.timings
-    return {"model": result.model["name"], "wall_s": t.total_s, "steps_per_s": t.steps_per_s,
+    return {"model": result.model["name"] + (f" ({result.model['runtime']})" if result.model.get("runtime") else ""),
+            "wall_s": t.total_s, "steps_per_s": t.steps_per_s,
             "text_encode_s": t.text_encode_s, "denoise_s": t.denoise_s, "decode_s": t.decode_s,
-            "peak_memory_mb": t.peak_memory_bytes / 2**20, "load_s": t.load_s}
+            "peak_memory_mb": t.peak_memory_bytes / 2**20, "load_s": t.load_s, "wait_s": t.wait_s,
+            "batch_requests": t.batch_requests, "batch_images": t.batch_images}
 
 
 def gallery_items(result: Any, label: str = "") -> list[tuple[Any, str]]:
@@ -49,6 +55,10 @@ def gallery_items(result: Any, label: str = "") -> list[tuple[Any, str]]:
 def build(pool: Any, settings: Any) -> dict[str, Any]:
     """Lay out the tab inside the current Blocks context; return its components."""
     choices = model_choices(pool, "text-to-image")
+    # Requests that arrive while the model is busy share its next pipeline call; they must be let
+    # through Gradio's queue together for that (one call still runs at a time, see Coalescer).
+    coalescer = Coalescer.from_settings()
+    concurrency = max(settings.concurrency, coalescer.max_images)
     default = default_model(pool.catalog)
     with gr.Row():
         with gr.Column(scale=3):
@@ -86,7 +96,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                                   width=w, height=h, steps=n_steps, guidance=cfg, scheduler=sched,
                                   seed=-1 if seed_value is None else seed_value,
                                   batch=1 if n_images is None else n_images)
-        result = generate(request, pool, progress=step_progress(progress, "denoising"))
+        result = coalescer.generate(request, pool, progress=step_progress(progress, "denoising"))
         summary = result_summary(result)
         payload = {"seeds": result.seeds, "params": result.params, "model": result.model,
                    "timings": result.timings.as_dict()}
@@ -95,7 +105,9 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     model.change(lambda model_id: model_defaults(pool, model_id), [model], [width, height, steps, guidance, scheduler],
                  api_name=False, queue=False)
     run.click(on_generate, [prompt, negative, model, width, height, steps, guidance, scheduler, seed, batch],
-              [gallery, timing, record], api_name="generate")
+              [gallery, timing, record], api_name="generate", concurrency_limit=concurrency,
+              concurrency_id="generate")
     prompt.submit(on_generate, [prompt, negative, model, width, height, steps, guidance, scheduler, seed, batch],
-                  [gallery, timing, record], api_name=False)
-    return {"prompt": prompt, "model": model, "gallery": gallery}
+                  [gallery, timing, record], api_name=False, concurrency_limit=concurrency,
+                  concurrency_id="generate")
+    return {"prompt": prompt, "model": model, "gallery": gallery, "coalescer": coalescer}

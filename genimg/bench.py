@@ -216,8 +216,18 @@ def _embedded_modules(pipe: Any) -> list[torch.nn.Module]:
 
 
 def _fast_path(pipe: Any, path: str) -> Any:
-    """Apply one CPU fast path to a freshly loaded embedded pipeline (in place); returns it."""
-    if path == "channels_last":
+    """Apply one CPU fast path to a freshly loaded embedded pipeline (in place); returns it.
+
+    The pool loads diffusion pipelines on ONNX Runtime by default; every other path starts
+    from the PyTorch UNet. Returns None when the path does not apply to the pipeline.
+    """
+    if hasattr(pipe, "unet_runner"):
+        pipe.unet_runner = None
+    if path == "onnxruntime":
+        if not hasattr(pipe, "use_onnx_runtime"):
+            return None  # one-step GAN/VAE generators: no UNet to export
+        pipe.use_onnx_runtime()
+    elif path == "channels_last":
         for module in _embedded_modules(pipe):
             module.to(memory_format=torch.channels_last)
     elif path == "bf16":
@@ -229,12 +239,13 @@ def _fast_path(pipe: Any, path: str) -> Any:
 
 
 def bench_embedded(_catalog: dict[str, Any], _model_id: str, repeats: int,
-                   paths: tuple[str, ...] = ("eager_fp32", "channels_last", "bf16")) -> dict[str, Any]:
+                   paths: tuple[str, ...] = ("eager_fp32", "onnxruntime", "channels_last", "bf16")) -> dict[str, Any]:
     """Each shipped embedded model on this CPU: latency at batch 1, images/s at batch 16, per fast path.
 
     Every model runs at its catalog defaults (size, steps, guidance). Fast paths are compared
     with eager fp32 in the same run (interleaved), and their outputs' max abs difference from
-    eager (pixels in [0, 1], same seeds) says whether they are usable. torch.compile is not
+    eager (pixels in [0, 1], same seeds) says whether they are usable. "onnxruntime" (the
+    served default for the diffusion models) applies to UNet pipelines only. torch.compile is not
     measured here: its CPU compile time on two cores is minutes (see docs/decisions.md).
     """
     from genimg.models.catalog import load_catalog
@@ -253,7 +264,10 @@ def bench_embedded(_catalog: dict[str, Any], _model_id: str, repeats: int,
         for path in paths:
             fresh = ModelPool({model_id: spec})
             with fresh.acquire(model_id) as lease:
-                pipes[path] = _fast_path(lease.model, path)
+                pipe = _fast_path(lease.model, path)
+            if pipe is not None:
+                pipes[path] = pipe
+        model_paths = [p for p in paths if p in pipes]
 
         def call(pipe: Any, batch: int) -> Any:
             with torch.inference_mode():
@@ -264,21 +278,21 @@ def bench_embedded(_catalog: dict[str, Any], _model_id: str, repeats: int,
                             output_type="np").images
 
         row: dict[str, Any] = {"defaults": dict(d)}
-        b1 = interleaved({p: (lambda pp=pipes[p]: call(pp, 1)) for p in paths}, repeats)
+        b1 = interleaved({p: (lambda pp=pipes[p]: call(pp, 1)) for p in model_paths}, repeats)
         outputs: dict[str, Any] = {}
 
         def batch16(path: str) -> None:
             outputs[path] = call(pipes[path], 16)
 
         # Batch 16 is warm after the batch-1 runs; fewer trials keep the whole bench < 10 min.
-        b16 = interleaved({p: (lambda pp=p: batch16(pp)) for p in paths}, max(1, repeats // 3), warmup=0)
-        for p in paths:
+        b16 = interleaved({p: (lambda pp=p: batch16(pp)) for p in model_paths}, max(1, repeats // 3), warmup=0)
+        for p in model_paths:
             diff = float(abs(outputs[p].astype("float64") - outputs["eager_fp32"].astype("float64")).max())
             row[p] = {"batch1_latency": b1[p], "batch16_images_per_s": 16 / b16[p]["median_s"],
                       "batch16": b16[p], "max_abs_diff_vs_eager": diff,
                       "batch1_over_eager": _ratio(b1, p, "eager_fp32"),
                       "batch16_over_eager": _ratio(b16, p, "eager_fp32")}
-        usable = [p for p in paths if row[p]["max_abs_diff_vs_eager"] <= 2 / 255]
+        usable = [p for p in model_paths if row[p]["max_abs_diff_vs_eager"] <= 2 / 255]
         row["fastest_within_tolerance_batch16"] = min(usable, key=lambda p: row[p]["batch16"]["median_s"])
         results["models"][model_id] = row
         del pipes
@@ -293,10 +307,14 @@ def bench_concurrency(_catalog: dict[str, Any], _model_id: str, _repeats: int, c
     """``clients`` x ``requests_per_client`` concurrent /generate requests vs the same number from one client.
 
     Runs on the fastest shipped embedded model (genimg-fewstep, else any embedded model whose
-    weights are here) through the real app on loopback. The concurrent run checks every image
-    against a sequential reference run of the same prompt and seed (per-seed identity) and
-    counts lost and mismatched answers. Returns both runs' figures and the throughput ratio.
+    weights are here) through the real app on loopback, twice concurrently: with micro-batching
+    (the default, genimg.tasks.batching) and without (GENIMG_MICROBATCH=1). Each concurrent run
+    checks every image against a sequential reference run of the same prompt and seed
+    (per-seed identity) and counts lost and mismatched answers. Returns the runs' figures and
+    the throughput ratios against the one-client run.
     """
+    import os
+
     from genimg.loadtest import run_load
     from genimg.models.catalog import load_catalog
     from genimg.models.pool import ModelPool
@@ -307,18 +325,30 @@ def bench_concurrency(_catalog: dict[str, Any], _model_id: str, _repeats: int, c
     model = next((m for m in candidates if m in pool.catalog and pool.availability(m)[0]), None)
     if model is None:
         return {"model": None, "skipped": "no embedded model weights here"}
-    app = build_app(pool)
     total = clients * requests_per_client
-    sequential = run_load(app, clients=1, requests_per_client=total, endpoints=("/generate",), model=model,
-                          reference=False)
-    concurrent = run_load(app, clients=clients, requests_per_client=requests_per_client, endpoints=("/generate",),
-                          model=model, reference=True)
     keep = ("sent", "answered", "rejected", "errors", "lost", "mismatched", "seconds", "requests_per_s")
+    runs: dict[str, Any] = {}
+    previous = os.environ.get("GENIMG_MICROBATCH")
+    try:
+        for name, microbatch in (("no_microbatching", "1"), ("microbatching", "")):
+            os.environ["GENIMG_MICROBATCH"] = microbatch  # read when the app is built
+            app = build_app(pool)
+            if not runs:
+                runs["sequential_one_client"] = run_load(app, clients=1, requests_per_client=total,
+                                                         endpoints=("/generate",), model=model, reference=False)
+            runs[f"concurrent_{name}"] = run_load(app, clients=clients, requests_per_client=requests_per_client,
+                                                  endpoints=("/generate",), model=model, reference=True)
+    finally:
+        if previous is None:
+            os.environ.pop("GENIMG_MICROBATCH", None)
+        else:
+            os.environ["GENIMG_MICROBATCH"] = previous
+    base = runs["sequential_one_client"]["requests_per_s"]
     return {"model": model, "clients": clients, "requests_per_client": requests_per_client,
-            "sequential_one_client": {k: sequential.get(k) for k in keep},
-            "concurrent": {k: concurrent.get(k) for k in keep},
-            "throughput_concurrent_over_sequential": concurrent["requests_per_s"] / sequential["requests_per_s"],
-            "goal": "no request lost, per-seed outputs identical to the sequential run; throughput ratio reported"}
+            **{name: {k: run.get(k) for k in keep} for name, run in runs.items()},
+            "throughput_concurrent_over_sequential": runs["concurrent_no_microbatching"]["requests_per_s"] / base,
+            "throughput_microbatched_over_sequential": runs["concurrent_microbatching"]["requests_per_s"] / base,
+            "goal": "no request lost, per-seed outputs identical to the sequential run; throughput ratios reported"}
 
 
 def environment() -> dict[str, Any]:

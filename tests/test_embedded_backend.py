@@ -49,3 +49,31 @@ def test_missing_weights_say_how_to_train(tmp_path):
     assert not ok and "python -m genimg train diffusion" in reason
     with pytest.raises(ModelUnavailableError, match="python -m genimg train diffusion"):
         generate(GenerateRequest(prompt="a red circle", model="embedded-tiny"), pool)
+
+
+@pytest.mark.parametrize("setting, runtime", [("", "onnxruntime"), ("onnx", "onnxruntime"), ("torch", "torch")])
+def test_runtime_setting_picks_what_runs_the_unet_and_the_record_says_so(exported, monkeypatch, setting, runtime):
+    monkeypatch.setenv("GENIMG_EMBEDDED_RUNTIME", setting)
+    pool = ModelPool({"embedded-tiny": spec(exported)}, budget_bytes=1 << 34)
+    result = generate(GenerateRequest(prompt="a red circle on a white background", model="embedded-tiny", seed=3), pool)
+    assert result.model["runtime"] == runtime
+    assert result.record(0)["model"]["runtime"] == runtime
+
+
+def test_unknown_runtime_setting_is_refused_clearly(exported, monkeypatch):
+    monkeypatch.setenv("GENIMG_EMBEDDED_RUNTIME", "tensorrt")
+    pool = ModelPool({"embedded-tiny": spec(exported)}, budget_bytes=1 << 34)
+    with pytest.raises(GenimgError, match="GENIMG_EMBEDDED_RUNTIME must be one of onnx, torch"):
+        generate(GenerateRequest(prompt="a red circle", model="embedded-tiny"), pool)
+
+
+def test_a_failing_export_falls_back_to_pytorch(exported, monkeypatch):
+    from genimg.embedded import diffusion
+
+    def broken(self, threads=None):
+        raise RuntimeError("exporter fell over")
+
+    monkeypatch.setattr(diffusion.EmbeddedDiffusionPipeline, "use_onnx_runtime", broken)
+    pool = ModelPool({"embedded-tiny": spec(exported)}, budget_bytes=1 << 34)
+    result = generate(GenerateRequest(prompt="a red circle on a white background", model="embedded-tiny", seed=3), pool)
+    assert result.model["runtime"] == "torch" and len(result.images) == 1

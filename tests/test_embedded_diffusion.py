@@ -148,3 +148,47 @@ def test_train_export_load_roundtrip(tmp_path, text):
 def test_missing_weights_is_a_user_error(tmp_path):
     with pytest.raises(GenimgError, match="no embedded diffusion weights"):
         D.load_embedded_diffusion(tmp_path / "nowhere")
+
+
+# ------------------------------------------------------------------ ONNX Runtime fast path
+
+
+def _unet_inputs(unet, batch, tokens, side, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    cfg = unet.config
+    return (torch.randn(batch, cfg.in_channels, side, side, generator=g),
+            torch.randn(batch, tokens, cfg.cross_attention_dim, generator=g),
+            (torch.arange(tokens) < tokens - 1).long().repeat(batch, 1),  # last token padded away
+            torch.randn(batch, cfg.projection_class_embeddings_input_dim, generator=g))
+
+
+@pytest.mark.parametrize("batch, tokens, side, timestep", [(1, 7, 8, 999), (3, 12, 8, 10.5), (2, 4, 16, 500)])
+def test_onnx_unet_matches_pytorch(pipe, batch, tokens, side, timestep):
+    from genimg.embedded.onnx_unet import OnnxUNet
+
+    runner = OnnxUNet(pipe.unet, threads=1)  # exported at batch 2, 5 tokens, the config's size
+    sample, states, mask, pooled = _unet_inputs(pipe.unet, batch, tokens, side)
+    t = torch.tensor(timestep)
+    with torch.no_grad():
+        want = pipe.unet(sample, t, encoder_hidden_states=states, encoder_attention_mask=mask,
+                         class_labels=pooled).sample
+    got = runner(sample, t, encoder_hidden_states=states, encoder_attention_mask=mask, class_labels=pooled).sample
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, atol=1e-4, rtol=1e-4), (got - want).abs().max()
+
+
+def test_pipeline_on_onnx_runtime_gives_the_pytorch_images(text):
+    pipe = D.build_pipeline("tiny", text_encoder=text[0], tokenizer=text[1])
+    kwargs = dict(num_inference_steps=STEPS, guidance_scale=3.0, output_type="np")
+    want = pipe(PROMPTS, generator=[_gen(1), _gen(2)], **kwargs).images
+    assert pipe.runtime == "torch"
+    pipe.use_onnx_runtime(threads=1)
+    assert pipe.runtime == "onnxruntime"
+    got = pipe(PROMPTS, generator=[_gen(1), _gen(2)], **kwargs).images
+    assert np.abs(got - want).max() <= 1 / 255
+
+
+def test_onnx_runtime_refuses_other_dtypes(text):
+    pipe = D.build_pipeline("tiny", dtype=torch.bfloat16, text_encoder=text[0], tokenizer=text[1])
+    with pytest.raises(GenimgError, match="float32 CPU"):
+        pipe.use_onnx_runtime()

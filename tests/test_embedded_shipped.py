@@ -52,6 +52,9 @@ def test_loads_from_assets_and_is_deterministic_per_seed(pool, model_id):
     assert np.array_equal(_u8(first.images), _u8(again.images))
     assert not np.array_equal(_u8(first.images)[0], _u8(first.images)[1])  # seeds 11 and 12 differ
     assert first.params["steps"] == pool.spec(model_id).defaults["steps"]
+    # the timing line splits text / denoise / decode like any diffusers model (decode was 0.000 s once)
+    t = first.timings
+    assert t.text_encode_s > 0 and t.denoise_s > 0 and t.decode_s > 0, t
 
 
 @pytest.mark.parametrize("model_id", MODELS)

@@ -96,6 +96,11 @@ class PatchAutoencoder(ModelMixin, ConfigMixin):
             nn.Conv2d(latent_channels, hidden, 3, padding=1), *[_ResBlock(hidden) for _ in range(dec_blocks)],
             nn.SiLU(), nn.Conv2d(hidden, in_channels * p * p, 3, padding=1), nn.PixelShuffle(p))
 
+    @property
+    def decoder(self) -> "torch.nn.Module":
+        """The decoder stack under AutoencoderKL's attribute name, so stage timing hooks it."""
+        return self.dec
+
     def encode(self, x, return_dict: bool = True):
         out = _EncoderOutput(self.enc(x))
         return out if return_dict else (out.latent_dist,)
@@ -250,6 +255,23 @@ class EmbeddedDiffusionPipeline(DiffusionPipeline):
         self.register_modules(unet=unet, scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer)
         self.max_length = MAX_LENGTH
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor, do_resize=False)
+        self.unet_runner = None  # an OnnxUNet after use_onnx_runtime(); None: the PyTorch UNet runs
+
+    def use_onnx_runtime(self, threads: int | None = None) -> None:
+        """Run the UNet on ONNX Runtime from now on (float32 CPU pipelines; see genimg.embedded.onnx_unet).
+
+        Raises GenimgError for another device or dtype, and whatever the export raises.
+        """
+        if self.unet.device.type != "cpu" or self.unet.dtype != torch.float32:
+            raise GenimgError(f"ONNX Runtime runs float32 CPU pipelines, not {self.unet.device}/{self.unet.dtype}")
+        from genimg.embedded.onnx_unet import OnnxUNet
+
+        self.unet_runner = OnnxUNet(self.unet, threads)
+
+    @property
+    def runtime(self) -> str:
+        """Which engine runs the UNet: "onnxruntime" or "torch"."""
+        return "onnxruntime" if self.unet_runner is not None else "torch"
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -389,7 +411,7 @@ class EmbeddedDiffusionPipeline(DiffusionPipeline):
                 else:
                     model_in, states, mask, pooled = latents, prompt_embeds, cond_mask, cond_pooled
                 model_in = self.scheduler.scale_model_input(model_in, t)
-                out = self.unet(
+                out = (self.unet_runner or self.unet)(
                     model_in, t, encoder_hidden_states=states, encoder_attention_mask=mask, class_labels=pooled
                 ).sample
                 if do_cfg:

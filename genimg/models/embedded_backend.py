@@ -9,10 +9,12 @@ components), so four embedded models cost one text encoder.
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 from pathlib import Path
 from typing import Any
 
+from genimg.config import settings
 from genimg.errors import GenimgError, ModelUnavailableError
 from genimg.models.catalog import ModelSpec
 from genimg.models.device import Placement
@@ -25,6 +27,9 @@ LOADERS = {
     "gan": "genimg.embedded.gan:load_embedded_gan",
     "vae": "genimg.embedded.cvae:load_embedded_vae",
 }
+
+RUNTIMES = ("onnx", "torch")
+log = logging.getLogger("genimg.models.embedded")
 
 _text_encoders: dict[str, tuple[Any, Any]] = {}
 _text_lock = threading.Lock()
@@ -71,9 +76,33 @@ def load(spec: ModelSpec, placement: Placement) -> Any:
     folder = spec.local_path() or Path(spec.source)
     text_encoder, tokenizer = shared_text_encoder(placement.device)
     try:
-        return loader(folder, placement.device, placement.dtype, text_encoder=text_encoder, tokenizer=tokenizer)
+        pipe = loader(folder, placement.device, placement.dtype, text_encoder=text_encoder, tokenizer=tokenizer)
     except GenimgError as exc:
         raise ModelUnavailableError(str(exc)) from None
+    use_fast_runtime(pipe)
+    return pipe
+
+
+def use_fast_runtime(pipe: Any) -> str:
+    """Put a diffusion pipeline's UNet on ONNX Runtime where it runs (float32 CPU) and is wanted.
+
+    GENIMG_EMBEDDED_RUNTIME=onnx (default) or torch. Returns the runtime in use; an export
+    that fails leaves PyTorch running (logged), so a model always loads.
+    """
+    wanted = settings().embedded_runtime
+    if wanted not in RUNTIMES:
+        raise GenimgError(f"GENIMG_EMBEDDED_RUNTIME must be one of {', '.join(RUNTIMES)}, got {wanted!r}")
+    if wanted != "onnx" or not hasattr(pipe, "use_onnx_runtime"):
+        return getattr(pipe, "runtime", "torch")
+    import torch
+
+    if pipe.unet.device.type != "cpu" or pipe.unet.dtype != torch.float32:
+        return pipe.runtime
+    try:
+        pipe.use_onnx_runtime()
+    except Exception:  # noqa: BLE001 - a missing fast path must not make the model unusable
+        log.warning("ONNX Runtime export of the embedded UNet failed; running it on PyTorch", exc_info=True)
+    return pipe.runtime
 
 
 def make_variant(model: Any, kind: str, spec: ModelSpec) -> Any:

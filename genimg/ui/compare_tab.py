@@ -11,18 +11,25 @@ from genimg.tasks.generate import GenerateRequest, scheduler_names
 from genimg.ui.common import model_choices, step_progress, user_errors
 from genimg.ui.generate_tab import gallery_items
 
-TABLE_COLUMNS = ["model", "wall s", "steps/s", "denoise s", "decode s", "peak MB", "first load s", "error"]
+TABLE_COLUMNS = ["model", "runs on", "wall s", "steps/s", "denoise s", "decode s", "peak MB", "first load s", "error"]
+
+
+def runs_on(model_info: dict[str, Any]) -> str:
+    """Where and how a model ran, e.g. "cpu/float32 · onnxruntime" (a fair comparison shows it)."""
+    return " · ".join(str(model_info[k]) for k in ("placement", "runtime") if model_info.get(k))
 
 
 def table_rows(result: Any) -> list[list[Any]]:
+    """One row per model of a CompareResult, in TABLE_COLUMNS order."""
     rows = []
     for cell in result.cells:
         s = cell.summary()
         if cell.result is None:
-            rows.append([cell.model, None, None, None, None, None, None, cell.error])
+            rows.append([cell.model, None, None, None, None, None, None, None, cell.error])
         else:
-            rows.append([cell.model, round(s["wall_s"], 3), round(s["steps_per_s"], 2), round(s["denoise_s"], 3),
-                         round(s["decode_s"], 3), s["peak_memory_mb"], round(s["load_s"], 2) or None, ""])
+            rows.append([cell.model, runs_on(cell.result.model), round(s["wall_s"], 3), round(s["steps_per_s"], 2),
+                         round(s["denoise_s"], 3), round(s["decode_s"], 3), s["peak_memory_mb"],
+                         round(s["load_s"], 2) or None, ""])
     return rows
 
 

@@ -71,8 +71,39 @@ def test_distillation_updates_the_student_not_the_teacher(tmp_path, teacher_run)
     ck = F.train_fewstep(tmp_path / "a", teacher=teacher_run, steps=6, batch_size=4, lr=3e-3, eval_every=0,
                          log=lambda *_: None)
     student = load_file(str(ck / "unet.safetensors"))
-    teacher = load_file(str(F._teacher_run(teacher_run)[1] / "ema.safetensors"))
+    teacher = load_file(str(F._teacher_run(teacher_run, tmp_path)[1] / "ema.safetensors"))
     assert any(not torch.equal(student[k], teacher[k]) for k in teacher)  # it trained
+
+
+def test_distil_from_an_exported_teacher(tmp_path, teacher_run):
+    """A fresh checkout has only the exported teacher: distillation rebuilds the run it needs."""
+    from safetensors.torch import load_file
+
+    from genimg.embedded.train import export
+
+    exported = export(teacher_run, tmp_path / "teacher-export", log=lambda *_: None)
+    logs: list[str] = []
+    ck = F.train_fewstep(tmp_path / "student", teacher=exported, steps=1, batch_size=4, eval_every=0,
+                         teacher_scenes=16, log=logs.append)
+    assert json.loads((ck / "state.json").read_text())["step"] == 1
+    run = tmp_path / "student" / "teacher"
+    assert np.load(run / "data" / "latents_16_0_32.npy").shape[0] == 16
+    # the teacher checkpoint holds the exported (fp16) UNet values
+    shipped = load_file(str(exported / "unet" / "diffusion_pytorch_model.safetensors"))
+    teacher_ck = next(run.glob("ckpt-*"))
+    rebuilt = load_file(str(teacher_ck / "ema.safetensors"))
+    assert all(torch.equal(rebuilt[k], shipped[k].float()) for k in shipped)
+    assert any("from " + str(exported) in line for line in logs)
+
+
+def test_an_export_of_another_architecture_is_refused(tmp_path):
+    (tmp_path / "x" / "unet").mkdir(parents=True)
+    (tmp_path / "x" / "vae").mkdir()
+    (tmp_path / "x" / "model_card.json").write_text("{}")
+    (tmp_path / "x" / "unet" / "config.json").write_text(json.dumps({"block_out_channels": [7]}))
+    (tmp_path / "x" / "vae" / "config.json").write_text("{}")
+    with pytest.raises(GenimgError, match="matches none of the embedded configs"):
+        F.teacher_run_from_export(tmp_path / "x", tmp_path / "run")
 
 
 def test_missing_teacher_is_a_user_error(tmp_path):

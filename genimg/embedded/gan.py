@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from genimg.embedded.diffusion import _dtype, to_uint8  # noqa: F401  (to_uint8 re-exported for callers)
+from genimg.embedded.diffusion import LocalDeviceMixin, _dtype, to_uint8  # noqa: F401  (to_uint8 re-exported for callers)
 from genimg.embedded.text import HIDDEN_SIZE, MAX_LENGTH, encode_prompts, encode_prompts_cached, load_text_encoder
 from genimg.errors import GenimgError
 
@@ -203,7 +203,7 @@ def gan_config(config) -> dict:
 # --------------------------------------------------------------------------- pipeline
 
 
-class OneStepPipeline(DiffusionPipeline):
+class OneStepPipeline(LocalDeviceMixin, DiffusionPipeline):
     """Shared ``__call__`` of the one-step generators (GAN, VAE): text -> one forward pass -> images.
 
     Subclasses name their network component (``model_component``) and implement
@@ -219,6 +219,8 @@ class OneStepPipeline(DiffusionPipeline):
 
     def _network(self) -> torch.nn.Module:
         return getattr(self, self.model_component)
+
+    _main_module = _network
 
     @property
     def image_size(self) -> int:

@@ -92,9 +92,10 @@ def encode_prompts_cached(cache: "OrderedDict", text_encoder, tokenizer, prompts
     prompts = [str(p) for p in prompts]
     key = (id(text_encoder), int(max_length))
     missing = list(dict.fromkeys(p for p in prompts if (key, p) not in cache))
-    if missing:
-        states, mask, pooled = encode_prompts(text_encoder, tokenizer, missing, max_length)
-        for i, p in enumerate(missing):
+    for start in range(0, len(missing), 256):  # bounded activations for a long prompt list
+        chunk = missing[start:start + 256]
+        states, mask, pooled = encode_prompts(text_encoder, tokenizer, chunk, max_length)
+        for i, p in enumerate(chunk):
             cache[(key, p)] = (states[i], mask[i], pooled[i])
     rows = [cache[(key, p)] for p in prompts]
     for p in prompts:
@@ -119,7 +120,7 @@ class PromptEncoder:
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
         self.cache_size = int(cache_size)
-        self._cache: OrderedDict[str, tuple] = OrderedDict()
+        self._cache: OrderedDict[tuple, tuple] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -128,25 +129,8 @@ class PromptEncoder:
         self._cache.clear()
 
     def encode(self, prompts, device=None, dtype=torch.float32):
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        prompts = [str(p) for p in prompts]
-        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
-        for i in range(0, len(missing), 256):
-            chunk = missing[i:i + 256]
-            states, mask, pooled = encode_prompts(
-                self.text_encoder, self.tokenizer, chunk, self.max_length)
-            for j, p in enumerate(chunk):
-                self._cache[p] = (states[j].cpu(), mask[j].cpu(), pooled[j].cpu())
-        rows = []
-        for p in prompts:
-            self._cache.move_to_end(p)
-            rows.append(self._cache[p])
-        states = torch.stack([r[0] for r in rows])
-        mask = torch.stack([r[1] for r in rows])
-        pooled = torch.stack([r[2] for r in rows])
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        states, mask, pooled = encode_prompts_cached(self._cache, self.text_encoder, self.tokenizer, prompts,
+                                                     self.max_length, self.cache_size)
         if device is not None:
             states, mask, pooled = states.to(device), mask.to(device), pooled.to(device)
         return states.to(dtype), mask, pooled.to(dtype)

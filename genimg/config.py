@@ -43,6 +43,7 @@ class Limits:
     max_models_compared: int = 4
     max_upload_bytes: int = 50 * 1024 * 1024
     max_image_pixels: int = 40_000_000  # decoded pixels of an uploaded image (decompression bombs)
+    max_optimise_side: int = 1024  # longest side for per-pixel optimisation (Gatys style transfer)
 
 
 HOSTED_LIMITS = Limits(
@@ -53,6 +54,7 @@ HOSTED_LIMITS = Limits(
     max_prompt_chars=1000,
     max_upload_bytes=10 * 1024 * 1024,
     max_image_pixels=16_000_000,
+    max_optimise_side=512,
 )
 
 
@@ -78,6 +80,7 @@ class Settings:
     vae_tiling: str | None = None      # off | auto | a pixel count (width*height) above which the VAE tiles
     microbatch: int = 8                # most images one shared /generate call serves (1: no micro-batching)
     embedded_runtime: str = "onnx"     # onnx | torch: what runs the embedded diffusion UNets on the CPU
+    max_rss_mb: int | None = None      # refuse new work above this resident memory; None: 80% of RAM
 
 
 def settings() -> Settings:
@@ -106,4 +109,5 @@ def settings() -> Settings:
         vae_tiling=os.environ.get("GENIMG_VAE_TILING", "").strip().lower() or None,
         microbatch=_int("GENIMG_MICROBATCH", 8),
         embedded_runtime=os.environ.get("GENIMG_EMBEDDED_RUNTIME", "").strip().lower() or "onnx",
+        max_rss_mb=_int("GENIMG_MAX_RSS_MB", 0) or None,
     )

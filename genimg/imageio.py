@@ -18,6 +18,7 @@ Every image a user gives genimg (UI upload, API file, CLI path) passes through
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +31,32 @@ from genimg.config import Limits, settings
 from genimg.errors import GenimgError
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
-# Decoding work is bounded by our own pixel limit; PIL's generic guard would fire with a
-# different, less helpful message (and only as a warning below 2x its limit).
-Image.MAX_IMAGE_PIXELS = None
+ACCEPTED = "PNG, JPEG, WebP, BMP, TIFF or GIF"
+
+
+def guard_decoders(limits: Limits | None = None) -> int:
+    """Make every Pillow decode in this process refuse images above ``limits.max_image_pixels``.
+
+    Pillow checks width x height from the header inside ``Image.open`` -- before any pixel is
+    decoded -- and raises ``DecompressionBombError`` above ``2 * Image.MAX_IMAGE_PIXELS``. Setting
+    that to half our limit makes the refusal happen exactly at our limit for *every* caller in the
+    process: our gate, and also Gradio's own preprocessing of image components, the image editor,
+    or any library a task calls. (Pillow's softer warning between half and the full limit is noise
+    here: the hard refusal is the guard.) Called on import and again when the app is built, since
+    hosted mode has a tighter limit. Returns the limit in force.
+    """
+    limit = (limits or settings().limits).max_image_pixels
+    Image.MAX_IMAGE_PIXELS = max(1, limit // 2)
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    return 2 * Image.MAX_IMAGE_PIXELS
+
+
+def decoder_limit() -> int:
+    """Decoded pixels above which every Pillow decode in this process is refused."""
+    return 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 0
+
+
+guard_decoders()
 
 
 @dataclass
@@ -87,8 +111,34 @@ def _read_bytes(source: Any, limits: Limits, what: str) -> tuple[bytes, str]:
     if len(data) > limits.max_upload_bytes:
         raise GenimgError(f"{what} is larger than the {limits.max_upload_bytes / 2**20:.0f} MB limit here")
     if not data:
-        raise GenimgError(f"{what} is empty (0 bytes)")
+        raise GenimgError(f"{what} is empty (0 bytes): upload a {ACCEPTED} image")
     return data, str(name)
+
+
+def _not_an_image(data: bytes, what: str, name: str) -> GenimgError:
+    """The refusal for bytes Pillow cannot identify, saying what they look like instead."""
+    head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in data[:4096].lower()):
+        kind = "an SVG (vector) file, which is not accepted"
+    elif head.startswith(b"%pdf"):
+        kind = "a PDF document, not an image"
+    elif head.startswith((b"<!doctype html", b"<html")):
+        kind = "an HTML page, not an image"
+    elif data.startswith(b"\x89PNG"):
+        kind = "a damaged PNG (its header cannot be read)"
+    elif b"\0" not in data[:1024]:
+        kind = "a text file, not an image"
+    else:
+        kind = "not an image genimg can read"
+    return GenimgError(f"{what} ({name[:80]}) is {kind}: use {ACCEPTED}")
+
+
+def _bomb_error(exc: Exception, what: str, limits: Limits) -> GenimgError:
+    """Pillow's header-time refusal (see guard_decoders) in our words, with the pixel count it read."""
+    limit = min(limits.max_image_pixels, decoder_limit() or limits.max_image_pixels)
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{int(found.group(1)) / 1e6:.1f} megapixels" if found else "too large"
+    return GenimgError(f"{what} is {size}; the limit here is {limit / 1e6:.0f} megapixels (downscale it first)")
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -161,25 +211,24 @@ def load_image(source: Any, *, what: str = "image", limits: Limits | None = None
         raise GenimgError(f"no {what} given: upload or choose one")
     data, name = _read_bytes(source, limits, what)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            fmt = image.format or "?"
-            if fmt not in ALLOWED_FORMATS:
-                raise GenimgError(f"{what} is {fmt}, which is not accepted: use PNG, JPEG, WebP, BMP, TIFF or GIF")
-            w, h = image.size
-            _check_dimensions(w, h, limits, what, min_side)  # from the header, before decoding pixels
-            frames = int(getattr(image, "n_frames", 1) or 1)
-            image.seek(0)
-            image.load()
-            exif_rotated = _has_orientation(image)
-            image = ImageOps.exif_transpose(image) or image
+        image = Image.open(io.BytesIO(data))  # reads the header only; Pillow's guard refuses bombs here
+        fmt = image.format or "?"
+        if fmt not in ALLOWED_FORMATS:
+            raise GenimgError(f"{what} is {fmt}, which is not accepted: use {ACCEPTED}")
+        w, h = image.size
+        _check_dimensions(w, h, limits, what, min_side)  # from the header, before decoding pixels
+        frames = int(getattr(image, "n_frames", 1) or 1)
+        image.seek(0)
+        image.load()
+        exif_rotated = _has_orientation(image)
+        image = ImageOps.exif_transpose(image) or image
     except GenimgError:
         raise
     except UnidentifiedImageError:
-        raise GenimgError(f"{what} ({name[:80]}) is not an image genimg can read: use PNG, JPEG, WebP, BMP, TIFF or GIF") from None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning, MemoryError) as exc:
+        raise _not_an_image(data, what, name) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _bomb_error(exc, what, limits) from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         detail = " ".join(str(exc).split())[:160] or type(exc).__name__
         raise GenimgError(f"{what} ({name[:80]}) is damaged or truncated and cannot be decoded: {detail}") from None
     return from_pil(image, fmt=fmt, frames=frames, exif_rotated=exif_rotated)

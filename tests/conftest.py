@@ -84,3 +84,83 @@ def app_url(shared_pool):
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+class ServedApp:
+    """``python app.py`` in its own process (the real dashboard, as a visitor reaches it), its peak RSS sampled."""
+
+    def __init__(self, tmp: Path, env_overrides: dict[str, str] | None = None):
+        import subprocess
+        import sys
+        import threading
+        import time
+        import urllib.request
+
+        import psutil
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
+               "GENIMG_PRELOAD": "0", "GENIMG_OUTPUT_DIR": str(tmp / "outputs"), "GENIMG_DATA_DIR": str(tmp / "data"),
+               "GENIMG_CACHE_DIR": str(tmp / "cache"), "GRADIO_TEMP_DIR": str(tmp / "gradio"),
+               **(env_overrides or {})}
+        env.pop("PORT", None)
+        self.log = (tmp / "server.log").open("w")
+        root = Path(__file__).resolve().parent.parent
+        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.ps = psutil.Process(self.proc.pid)
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        deadline = time.time() + 240
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with {self.proc.returncode}: {(tmp / 'server.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError("app.py did not answer within 240 s")
+            time.sleep(0.5)
+
+        def sample() -> None:
+            while not self._stop.wait(0.05):
+                try:
+                    self.peak_rss = max(self.peak_rss, self.ps.memory_info().rss)
+                except psutil.Error:
+                    return
+
+        self._sampler = threading.Thread(target=sample, daemon=True)
+        self._sampler.start()
+
+    def alive(self) -> bool:
+        """The server process runs and answers an HTTP request."""
+        import urllib.request
+
+        if self.proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(self.url + "gradio_api/info", timeout=30) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        self._stop.set()
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except Exception:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def served_app(tmp_path_factory):
+    """The real dashboard (`python app.py`, default catalog) in a subprocess, shared by the tests that need one."""
+    app = ServedApp(tmp_path_factory.mktemp("served-app"))
+    yield app
+    app.close()

@@ -104,8 +104,9 @@ def bomb_png(width: int, height: int) -> bytes:
 
 @pytest.mark.parametrize("data, text", [
     (b"", "is empty"),
-    (b"hello, not an image", "not an image genimg can read"),
-    (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>', "not an image genimg can read"),
+    (b"hello, not an image", "is a text file, not an image: use PNG, JPEG"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>', "is an SVG .vector. file"),
+    (b"\x00\x01\x02binary junk" * 10, "not an image genimg can read"),
     (bomb_png(40000, 40000), "megapixels; the limit"),
 ])
 def test_refused_with_a_clear_error(data, text):

@@ -248,7 +248,7 @@ def test_clear_errors(rpool, astronaut, tmp_path):
         restore(astronaut, "nlm,nlm", pool=rpool)
     bad = tmp_path / "notes.png"
     bad.write_text("not really a png")
-    with pytest.raises(GenimgError, match="not an image genimg can read"):
+    with pytest.raises(GenimgError, match="is a text file, not an image"):
         restore(bad, ["nlm"], pool=rpool)
     with pytest.raises(GenimgError, match="damaged or truncated"):
         buffer = io.BytesIO()

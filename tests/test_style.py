@@ -232,7 +232,7 @@ def _truncated_png() -> bytes:
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(content=b"this is not an image"), r"content image .* is not an image genimg can read"),
+    (dict(content=b"this is not an image"), r"content image .* is a text file, not an image: use PNG"),
     (dict(style=_truncated_png()), r"style image .* is damaged or truncated"),
     (dict(content=None), r"no content image given"),
     (dict(style=None, methods=["neural", "reinhard"]), r"neural, reinhard need a style image"),

@@ -224,7 +224,7 @@ def box_mask(height: int, width: int, fraction: float) -> np.ndarray:
 def as_mask(mask: Any, height: int, width: int) -> np.ndarray:
     """A caller's mask (PIL image, array; non-zero / opaque = hole) as bool (H, W) at the image's size.
 
-    Raises GenimgError when it is empty or not image-like.
+    Raises GenimgError when it is empty, covers everything, or is not image-like.
     """
     if isinstance(mask, Image.Image):
         if mask.mode in ("RGBA", "LA", "PA"):
@@ -245,6 +245,9 @@ def as_mask(mask: Any, height: int, width: int) -> np.ndarray:
     result = array > (127 if array.dtype == np.uint8 and array.max() > 1 else 0)
     if not result.any():
         raise GenimgError("the mask is empty: paint the area to fill (white or opaque = hole)")
+    if result.all():
+        raise GenimgError("the mask covers the whole image, so nothing is left to fill from: "
+                          "paint only the holes (white or opaque = hole)")
     return result
 
 

@@ -241,7 +241,7 @@ def read_prompts_file(path: str | Path) -> list[str]:
     try:
         size = path.stat().st_size
     except OSError:
-        raise GenimgError(f"prompts file {str(path)!r} not found") from None
+        raise GenimgError(f"prompts file {path.name!r} not found") from None
     if size > MAX_PROMPT_FILE_BYTES:
         raise GenimgError(f"prompts file {path.name} is {size} bytes; the limit is {MAX_PROMPT_FILE_BYTES} "
                           "(one prompt per line)")

@@ -63,7 +63,7 @@ def compute_metrics(image: Any, reference: Any = None, metrics: list[str] | None
     metric the image is too small for.
     """
     started = time.perf_counter()
-    decoded = _decode(image, "image")
+    decoded = _decode(image, "image to score")
     ref = _decode(reference, "reference") if reference is not None else None
     keys, explicit = resolve_metrics(metrics, ref is not None)
     load_s = time.perf_counter() - started

@@ -200,6 +200,8 @@ def stylize(content: Any, style: Any = None, style_prompt: str | None = None,
 
     pool = pool or get_pool()
     limits = settings().limits
+    if content is None:
+        raise GenimgError("no content image given: upload or choose one")
     keys = parse_methods(methods)
     strength = P.check_float(strength, "strength", 0.0, 1.0)
     size = P.check_int(size, "size", MIN_WORKING_SIDE, limits.max_side)
@@ -225,6 +227,11 @@ def stylize(content: Any, style: Any = None, style_prompt: str | None = None,
         params["seed"] = seed
         params["model"] = (model or "").strip() or None
     if "gatys" in keys:
+        # Optimisation keeps the image, its gradients and every feature map alive: 2.2 GB of RSS at
+        # 1024 px and 6.5 GB at 2048 px on the CPU (measured), so it has its own, smaller ceiling.
+        if size > limits.max_optimise_side:
+            raise GenimgError(f"gatys optimises every pixel and takes at most size {limits.max_optimise_side} here "
+                              f"(asked {size}): lower the size, or untick gatys")
         params["iterations"] = P.check_int(G.DEFAULT_ITERATIONS if iterations is None else iterations,
                                            "iterations", 1, limits.max_steps * 5)
         params["content_weight"] = P.check_float(G.DEFAULT_CONTENT_WEIGHT if content_weight is None

@@ -13,6 +13,7 @@ import gradio as gr
 
 from genimg import __version__
 from genimg.config import settings as read_settings
+from genimg.imageio import guard_decoders
 from genimg.models.catalog import default_model
 from genimg.models.device import configure_cpu_threads
 from genimg.models.pool import ModelPool, get_pool
@@ -29,6 +30,7 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
     """Build the Blocks app over ``pool`` (the process-wide pool by default)."""
     pool = pool or get_pool()
     env = read_settings()
+    guard_decoders(env.limits)  # every Pillow decode in the server, Gradio's included, is bounded from here on
     with gr.Blocks(title="genimg", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# genimg {__version__}\nFast image generation and fair side-by-side model comparison"
                     + (" · hosted demo: catalog models only, tighter limits" if env.hosted else ""))

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from genimg.errors import GenimgError
+from genimg.resources import check_headroom
 
 log = logging.getLogger("genimg.ui")
 
@@ -22,6 +23,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_headroom()
             return fn(*args, **kwargs)
         except GenimgError as exc:
             raise gr.Error(str(exc), print_exception=False) from None

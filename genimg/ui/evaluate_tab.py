@@ -22,6 +22,7 @@ from genimg.tasks.evaluate import (ALL_METRICS, BETTER, DEFAULT_METRICS, IMAGE_M
                                    evaluate, grammar_prompts, parse_seeds, quality_metric, read_prompts_file)
 from genimg.tasks.generate import scheduler_names
 from genimg.ui.common import model_choices, user_errors
+from genimg.ui.uploads import GatedTextFile, refuse_at_upload
 
 SCATTER_COLUMNS = ["model", "latency_s", "value", "front"]
 BAR_COLUMNS = ["model", "mean", "ci_low", "ci_high", "ci"]
@@ -86,8 +87,8 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         with gr.Column(scale=3):
             prompts = gr.Textbox(label="Prompts (one per line)", lines=3, max_lines=12, elem_id="evaluate-prompts")
             with gr.Row():
-                prompts_file = gr.File(label="…or a prompts file (.txt, one per line)", file_types=[".txt"],
-                                       type="filepath", height=100)
+                prompts_file = GatedTextFile(label="…or a prompts file (.txt, one per line)", file_types=[".txt"],
+                                       type="filepath", height=100, elem_id="evaluate-prompts-file")
                 grammar_n = gr.Number(label="…and/or N prompts of the grammar eval set (0 = off, max 64)", value=0,
                                       precision=0, minimum=0, maximum=64, elem_id="evaluate-grammar")
         with gr.Column(scale=2):
@@ -127,6 +128,8 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     with gr.Accordion("All numbers (JSON)", open=False):
         record = gr.JSON(show_label=False)
     summary_state = gr.State({})
+
+    refuse_at_upload(prompts_file)
 
     @user_errors
     def on_evaluate(model_ids, prompts_text, file_path, n_grammar, seeds_text, use_own, w, h, n_steps, cfg, sched,

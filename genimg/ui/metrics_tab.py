@@ -14,6 +14,7 @@ import gradio as gr
 from genimg.metrics.registry import METRICS, metric_table
 from genimg.tasks.metrics import compute_metrics, rows_for_table
 from genimg.ui.common import user_errors
+from genimg.ui.uploads import GatedImage, refuse_at_upload
 
 COLUMNS = ["metric", "value", "direction", "what it means"]
 
@@ -42,9 +43,9 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     """Lay out the tab inside the current Blocks context; return its components."""
     defaults = [m.key for m in METRICS.values() if m.key not in ("lpips", "mse")]
     with gr.Row():
-        image = gr.Image(label="Image to score", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+        image = GatedImage(label="Image to score", type="filepath", image_mode=None, sources=["upload", "clipboard"],
                          elem_id="metrics-image")
-        reference = gr.Image(label="Reference (optional: enables PSNR, SSIM, ...)", type="filepath", image_mode=None,
+        reference = GatedImage(label="Reference (optional: enables PSNR, SSIM, ...)", type="filepath", image_mode=None,
                              sources=["upload", "clipboard"], elem_id="metrics-reference")
     with gr.Row():
         chosen = gr.CheckboxGroup(choices=metric_choices(), value=defaults, label="Metrics",
@@ -54,6 +55,8 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         run = gr.Button("Compute", variant="primary", elem_id="metrics-button")
     table = gr.Dataframe(headers=COLUMNS, label="Results", interactive=False, wrap=True, elem_id="metrics-table")
     details = gr.JSON(label="All values and timings", open=False)
+
+    refuse_at_upload(image, reference)
 
     @user_errors
     def on_compute(image_path, reference_path, keys, resize_flag):

@@ -22,6 +22,7 @@ from genimg.restore.bench import example_paths
 from genimg.restore.registry import MAX_METHODS, method_task, restore_methods
 from genimg.tasks.restore import RestoreResult, restore
 from genimg.ui.common import user_errors
+from genimg.ui.uploads import GatedImage, GatedImageEditor, refuse_at_upload, verdict
 
 NONE = "none: restore my image"
 PRESETS = [NONE, "noise:25", "noise:15", "poisson:30", "blur:2", "motion:9:30", "jpeg:20", "down:2", "down:4",
@@ -127,7 +128,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     examples = [str(p) for p in example_paths()]
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+            image = GatedImage(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"],
                              elem_id="restore-image", height=320)
             if examples:
                 gr.Examples(examples=examples, inputs=[image], label="Examples (public domain / CC0)")
@@ -143,7 +144,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                 scale = gr.Dropdown(choices=["auto", "2", "3", "4"], value="auto",
                                     label="Upscale ×(no degradation)")
             with gr.Accordion("Mask and prompt (inpainting)", open=False):
-                mask = gr.ImageEditor(label="Paint the holes (for mask:user or inpainting your image)",
+                mask = GatedImageEditor(label="Mask: paint the holes (for mask:user or inpainting your image)",
                                       type="numpy", image_mode="RGBA", sources=["upload"], height=320,
                                       elem_id="restore-mask")
                 prompt = gr.Textbox(label="Prompt for diffusion methods", value="")
@@ -164,9 +165,16 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     state = gr.State(None)
 
     preset.change(lambda p: "none" if p == NONE else p, preset, spec, api_name=False)
-    # The painting canvas starts from the chosen image.
-    image.change(lambda path: {"background": path, "layers": [], "composite": path} if path else None,
-                 image, mask, api_name=False)
+    refuse_at_upload(image, mask)
+
+    def mirror(payload: Any) -> Any:
+        """The painting canvas starts from the chosen image -- only one the gate accepts (nothing decodes it before)."""
+        path = (payload or {}).get("path") if isinstance(payload, dict) else None
+        if not path or verdict(path, "image") is not None:
+            return None
+        return {"background": path, "layers": [], "composite": path}
+
+    image.change(mirror, image, mask, api_name=False, preprocess=False, show_progress="hidden")
 
     @user_errors
     def on_restore(path, spec_text, chosen, seed_value, scale_value, mask_value, prompt_text,

@@ -23,6 +23,7 @@ from genimg.style.examples import content_images, style_images
 from genimg.style.neural import NUM_PRESETS
 from genimg.tasks.style import StyleResult, stylize
 from genimg.ui.common import model_choices, user_errors
+from genimg.ui.uploads import GatedImage, refuse_at_upload
 
 COLUMNS = ["method", "SSIM (lum.) ↑", "feature dist. ↓", "Gram dist. ↓", "colour dist. ↓", "time s", "load s", "note"]
 NOTE = ("**Scores** — content kept: SSIM of luminance (1 = same structure) and EfficientNet-Lite0 feature "
@@ -106,10 +107,10 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     max_side = settings.limits.max_side
     with gr.Row():
         with gr.Column(scale=1):
-            content = gr.Image(label="Content image", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+            content = GatedImage(label="Content image", type="filepath", image_mode=None, sources=["upload", "clipboard"],
                                elem_id="style-content", height=280)
         with gr.Column(scale=1):
-            style = gr.Image(label="Style image", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+            style = GatedImage(label="Style image", type="filepath", image_mode=None, sources=["upload", "clipboard"],
                              elem_id="style-style", height=280)
         with gr.Column(scale=1):
             methods = gr.CheckboxGroup(choices=method_options, value=list(DEFAULT_METHODS), label="Methods",
@@ -142,6 +143,8 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     table = gr.Dataframe(headers=COLUMNS, label="Scores", interactive=False, elem_id="style-table")
     download = gr.File(label="Download all (PNGs with their parameters, scores CSV, JSON)", elem_id="style-download")
     record = gr.JSON(label="Record", open=False)
+
+    refuse_at_upload(content, style)
 
     @user_errors
     def on_stylize(content_path, style_path, chosen, strength_value, preserve_value, size_value, preset_value,

@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _progress_bar(enabled: bool, desc: str) -> Callable[[int, int], None] | None:
+def progress_bar(enabled: bool, desc: str) -> Callable[[int, int], None] | None:
     """A per-step progress bar on stderr (stdout stays clean for --json)."""
     if not enabled:
         return None
@@ -49,6 +49,18 @@ def _progress_bar(enabled: bool, desc: str) -> Callable[[int, int], None] | None
         if step >= total:
             bar.close()
             state.pop("bar")
+
+    return update
+
+
+def cells_progress_bar(enabled: bool, desc: str) -> Callable[[Any], None] | None:
+    """A progress bar for side-by-side runs (genimg.runner.Progress): cells done, and the running cell's steps."""
+    bar = progress_bar(enabled, desc)
+    if bar is None:
+        return None
+
+    def update(p: Any) -> None:
+        bar(round(p.done * 100), p.cells * 100)
 
     return update
 
@@ -112,7 +124,7 @@ def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     model = args.model or default_model(pool.catalog)
     if model is None:
         raise GenimgError("the catalog has no text-to-image model: add one to assets/models.toml")
-    result = generate(_request(args, model), pool, progress=_progress_bar(not (args.quiet or args.json), model))
+    result = generate(_request(args, model), pool, progress=progress_bar(not (args.quiet or args.json), model))
     paths = save_result(result, _out_dir(args))
     if not args.json:
         for path, seed in zip(paths, result.seeds):
@@ -130,7 +142,7 @@ def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
 
     pool = get_pool()
     result = compare(_request(args, args.models[0]), args.models, pool,
-                     progress=_progress_bar(not (args.quiet or args.json), "compare"), warmup=not args.no_warmup)
+                     progress=cells_progress_bar(not (args.quiet or args.json), "compare"), warmup=not args.no_warmup)
     cells = []
     for cell in result.cells:
         row = cell.summary()

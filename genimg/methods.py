@@ -116,6 +116,10 @@ class Registry(Generic[M]):
     def ids(self) -> list[str]:
         return list(self._methods)
 
+    def __getitem__(self, method_id: str) -> M:
+        """The method registered under exactly ``method_id`` (KeyError otherwise)."""
+        return self._methods[method_id]
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.canonical(name) is not None
 

@@ -8,6 +8,7 @@ timings), so an image alone is enough to reproduce it.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -20,13 +21,32 @@ from genimg import __version__
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with what JSON cannot hold made portable, recursively (one rule for every --json and API answer).
+
+    ±inf become the strings "inf" / "-inf" (identical images' PSNR; shown as "∞"), NaN becomes
+    None, NumPy scalars become Python numbers, paths become strings, tuples become lists.
+    """
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "shape", None) == ():
+        obj = obj.item()  # a NumPy scalar
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    return obj
+
+
 def a1111_parameters(record: dict[str, Any]) -> str:
     """The AUTOMATIC1111 ``parameters`` text for a generation record.
 
     Format: prompt line, optional "Negative prompt: ..." line, then a line of
     comma-separated ``Key: value`` pairs (Steps, Sampler, CFG scale, Seed, Size, Model).
     """
-    from genimg.tasks.generate import SCHEDULERS
+    from genimg.params import SCHEDULERS
 
     lines = [record.get("prompt", "")]
     if record.get("negative_prompt"):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from genimg.errors import GenimgError
+from genimg.evaluation.references import reference_scene
 from genimg.tasks import evaluate as ev
 from genimg.tasks.evaluate import EvaluateRequest, evaluate
 
@@ -106,7 +107,7 @@ def test_faithfulness_and_fd_on_a_fake_model_that_draws_the_grammar(shared_pool,
 
     def draw(_lease, resolved):
         prompt = resolved["prompt"] if resolved["prompt"] in GRAMMAR else GRAMMAR[0]  # a cat: draw anything
-        return [render(ev.reference_scene(prompt, resolved["seed"]), 64)], Timings(total_s=0.01)
+        return [render(reference_scene(prompt, resolved["seed"]), 64)], Timings(total_s=0.01)
 
     Counter(monkeypatch, fake=draw)
     result = evaluate(request(tmp_path, ["tiny-a"], prompts=GRAMMAR + ["a photo of a cat"],
@@ -163,9 +164,10 @@ def test_identical_settings_take_the_first_models_defaults_unless_own_defaults(p
     from genimg.models.pool import ModelPool
 
     other = ModelPool(catalog, budget_bytes=1 << 34)
-    shared = ev._resolve_all(EvaluateRequest(models=["tiny-a", "tiny-b"], prompts=["x"]), ["tiny-a", "tiny-b"], other)
+    shared = ev._resolve_all(EvaluateRequest(models=["tiny-a", "tiny-b"], prompts=["x"], own_defaults=False),
+                             ["tiny-a", "tiny-b"], other)
     assert shared["tiny-a"] == shared["tiny-b"] and shared["tiny-b"]["width"] == 32
-    own = ev._resolve_all(EvaluateRequest(models=["tiny-a", "tiny-b"], prompts=["x"], own_defaults=True),
+    own = ev._resolve_all(EvaluateRequest(models=["tiny-a", "tiny-b"], prompts=["x"]),  # the default
                           ["tiny-a", "tiny-b"], other)
     assert own["tiny-b"]["width"] == 48 and own["tiny-a"]["width"] == 32
 
@@ -191,10 +193,10 @@ def test_reference_scenes_satisfy_their_prompts():
 
     for prompt in ev.grammar_prompts(12) + ["a big red star to the left of a small blue circle, white background"]:
         for seed in (0, 1):
-            scene = ev.reference_scene(prompt, seed)
+            scene = reference_scene(prompt, seed)
             assert score_image(render(scene, 64), prompt)["all"], (prompt, seed, scene)
     with pytest.raises(GenimgError, match="outside the scene grammar"):
-        ev.reference_scene("a cat", 0)
+        reference_scene("a cat", 0)
 
 
 def test_grammar_prompt_subset_covers_every_kind():
@@ -256,7 +258,7 @@ def test_seed_and_prompt_parsing(tmp_path):
 def test_report_folder_csv_json_agree_and_reproduce_parses(runs, tmp_path):
     from genimg.cli import build_parser
     from genimg.commands.evaluate import request_from_args
-    from genimg.report import write_report
+    from genimg.evaluation.report import write_report
 
     result = runs["second"]
     paths = write_report(result, tmp_path / "report")

@@ -150,7 +150,7 @@ def test_gatys_falls_back_to_efficientnet_lite0_and_says_why(style_pool, monkeyp
     monkeypatch.setenv("GENIMG_VGG19_WEIGHTS", str(tmp_path / "absent.safetensors"))
     steps = []
     result = stylize(CAT, SWIRLS, methods=["gatys"], size=64, iterations=8, early_stop=False, pool=style_pool,
-                     progress=lambda i, n, label: steps.append((i, n)))
+                     progress=lambda p: steps.append((p.step, p.steps)) if p.steps else None)
     cell = result.cells[0]
     assert cell.image.size == (64, 43)
     assert cell.params["network"] == "EfficientNet-Lite0 (ImageNet)" and cell.params["iterations"] == 8

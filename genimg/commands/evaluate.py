@@ -40,13 +40,19 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help=f"comma- or space-separated, from: {', '.join(ALL_METRICS)} "
                         f"(default: {','.join(DEFAULT_METRICS)})")
     p.add_argument("--negative", default="", help="negative prompt, the same for every model")
-    p.add_argument("--width", type=int, default=None, help="pixels, every model (default: the first model's)")
-    p.add_argument("--height", type=int, default=None, help="pixels, every model (default: the first model's)")
+    p.add_argument("--width", type=int, default=None,
+                   help="pixels, every model (default: each model's own; the first model's with --identical-settings)")
+    p.add_argument("--height", type=int, default=None, help="pixels, every model (default: as --width)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps, every model")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance, every model")
     p.add_argument("--scheduler", default=None, help="default, euler, euler_a, dpmpp_2m, ddim, unipc, lcm")
-    p.add_argument("--own-defaults", action="store_true",
-                   help="each model at its own catalog size/steps/guidance/scheduler instead of identical settings")
+    settings = p.add_mutually_exclusive_group()
+    settings.add_argument("--own-defaults", action="store_true",
+                          help="each model at its own catalog size/steps/guidance/scheduler, except what you set "
+                               "explicitly (the default)")
+    settings.add_argument("--identical-settings", action="store_true",
+                          help="every model at the same size/steps/guidance/scheduler: what you leave out comes "
+                               "from the first model's defaults")
     p.add_argument("--out", type=Path, default=None,
                    help="report folder (default: GENIMG_OUTPUT_DIR/evaluate-<time>); <out>.zip is written beside it")
     p.add_argument("--cache-dir", type=Path, default=None, help="cell cache (default: GENIMG_CACHE_DIR/evaluate)")
@@ -63,10 +69,6 @@ def request_from_args(args: argparse.Namespace):
     """The EvaluateRequest an argument namespace asks for. Raises GenimgError for bad input."""
     from genimg.tasks.evaluate import EvaluateRequest, grammar_prompts, parse_seeds, read_prompts_file
 
-    if args.own_defaults and any(v is not None for v in (args.width, args.height, args.steps, args.guidance,
-                                                         args.scheduler)):
-        raise GenimgError("--own-defaults gives each model its own settings: drop --width/--height/--steps/"
-                          "--guidance/--scheduler, or drop --own-defaults")
     if args.prompts_file is not None:
         prompts = read_prompts_file(args.prompts_file)
     elif args.grammar_set is not None:
@@ -77,21 +79,22 @@ def request_from_args(args: argparse.Namespace):
         prompts = list(args.prompts or [])
     return EvaluateRequest(models=list(args.models), prompts=prompts, seeds=parse_seeds(args.seeds),
                            negative_prompt=args.negative, width=args.width, height=args.height, steps=args.steps,
-                           guidance=args.guidance, scheduler=args.scheduler, own_defaults=args.own_defaults,
+                           guidance=args.guidance, scheduler=args.scheduler,
+                           own_defaults=not args.identical_settings,
                            metrics=args.metrics, cache_dir=args.cache_dir, use_cache=not args.no_cache,
                            warmup=not args.no_warmup)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Run the command; returns the JSON payload (printed by genimg.cli.main with --json)."""
-    from genimg.cli import _progress_bar
+    from genimg.cli import progress_bar
     from genimg.config import settings
     from genimg.models.pool import get_pool
-    from genimg.report import summary_table, write_report
+    from genimg.evaluation.report import summary_table, write_report
     from genimg.tasks.evaluate import evaluate
 
     request = request_from_args(args)
-    bar = _progress_bar(not (args.quiet or args.json), "evaluate")
+    bar = progress_bar(not (args.quiet or args.json), "evaluate")
     result = evaluate(request, get_pool(), progress=(lambda done, total, _label: bar(done, total)) if bar else None)
     out = args.out or settings().output_dir / time.strftime("evaluate-%Y%m%d-%H%M%S")
     paths = write_report(result, out, make_zip=not args.no_zip)

@@ -47,6 +47,7 @@ def cmd_metrics(args: argparse.Namespace) -> dict[str, Any]:
         return {"command": "metrics", "metrics": rows}
     if not args.image:
         raise GenimgError("no image given: pass --image PATH (and --reference PATH for full-reference metrics)")
+    from genimg.outputs import json_safe
     from genimg.tasks.metrics import compute_metrics, rows_for_table
 
     result = compute_metrics(args.image, args.reference, metrics=args.metrics, resize_to_match=args.resize_to_match)
@@ -55,9 +56,5 @@ def cmd_metrics(args: argparse.Namespace) -> dict[str, Any]:
         width = max(len(r[0]) for r in rows)
         for label, value, better, _meaning in rows:
             print(f"{label:<{width}}  {value:<14}  ({better})")
-    payload = {"command": "metrics", "image_path": args.image, "reference_path": args.reference, **result}
     # JSON has no infinity: identical images' PSNR goes out as the string "inf" (display "∞").
-    for row in payload["metrics"].values():
-        if isinstance(row["value"], float) and row["value"] in (float("inf"), float("-inf")):
-            row["value"] = "inf" if row["value"] > 0 else "-inf"
-    return payload
+    return json_safe({"command": "metrics", "image_path": args.image, "reference_path": args.reference, **result})

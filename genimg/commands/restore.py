@@ -56,7 +56,7 @@ def _methods(args: argparse.Namespace) -> list[str]:
 
 def _list(args: argparse.Namespace) -> dict[str, Any]:
     from genimg.models.pool import get_pool
-    from genimg.restore.registry import method_task, restore_methods
+    from genimg.restore.methods import method_task, restore_methods
 
     pool = get_pool()
     rows = []
@@ -149,7 +149,7 @@ def cmd_restore(args: argparse.Namespace) -> dict[str, Any]:
     from genimg.config import settings
     from genimg.models.pool import get_pool
     from genimg.restore.degrade import parse_spec
-    from genimg.restore.registry import check_methods
+    from genimg.restore.methods import check_methods
 
     # Mistakes that concern the whole request fail before any image is read.
     check_methods(get_pool(), methods)
@@ -163,9 +163,9 @@ def cmd_restore(args: argparse.Namespace) -> dict[str, Any]:
     quiet = args.quiet or args.json
     progress = None
     if not quiet:
-        from genimg.cli import _progress_bar
+        from genimg.cli import cells_progress_bar
 
-        progress = _progress_bar(True, "restore")
+        progress = cells_progress_bar(True, "restore")
     if args.input.is_dir():
         images = sorted(p for p in args.input.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not images:

@@ -23,12 +23,12 @@ from genimg.errors import GenimgError
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``style`` command to the CLI's subparsers; returns its parser."""
-    from genimg.style import DEFAULT_METHODS, METHODS
+    from genimg.style import DEFAULT_METHODS, STYLES
 
     p = subparsers.add_parser("style", help="style transfer: neural, classical, Gatys, SDEdit, side by side with scores",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", "-m", nargs="+", default=None,
-                   help=f"one or more of {', '.join(METHODS)} (default: {' '.join(DEFAULT_METHODS)})")
+                   help=f"one or more of {', '.join(STYLES.ids())} (default: {' '.join(DEFAULT_METHODS)})")
     p.add_argument("--content", "-c", default=None, help="the content image")
     p.add_argument("--style", "-s", default=None, help="the style image (neural, reinhard, histogram, gatys)")
     p.add_argument("--out", "-o", type=Path, default=None,
@@ -57,30 +57,30 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_style(args: argparse.Namespace) -> dict[str, Any]:
     """Run the command; returns the JSON payload (printed by genimg.cli.main with --json)."""
-    from genimg.style import METHODS
+    from genimg.style import STYLES
 
     if args.list:
-        rows = [{"method": m.key, "label": m.label, "needs": m.needs, "strength": m.strength,
-                 "description": m.description} for m in METHODS.values()]
+        rows = [{"method": m.id, "label": m.label, "needs": m.needs, "strength": m.strength_meaning,
+                 "description": m.description} for m in STYLES]
         if not args.json:
             for row in rows:
                 print(f"{row['method']:<10} needs {row['needs']:<6} {row['label']}\n{'':<10} strength: {row['strength']}")
         return {"command": "style", "methods": rows}
     if not args.content:
         raise GenimgError("--content is required: the image to stylize")
-    from genimg.cli import _progress_bar
+    from genimg.cli import cells_progress_bar
     from genimg.config import settings
     from genimg.models.pool import get_pool
     from genimg.tasks.style import save_result, stylize
 
-    bar = _progress_bar(not (args.quiet or args.json), "style")
+    bar = cells_progress_bar(not (args.quiet or args.json), "style")
     result = stylize(args.content, args.style, style_prompt=args.prompt, methods=args.method, strength=args.strength,
                      preserve_colors=args.preserve_colors, size=args.size, preset=args.preset, model=args.model,
                      negative_prompt=args.negative, steps=args.steps, guidance=args.guidance, seed=args.seed,
                      iterations=args.iterations, content_weight=args.content_weight,
                      style_weight=args.style_weight, early_stop=not args.no_early_stop,
                      scores=not args.no_scores, pool=get_pool(),
-                     progress=(lambda step, total, label: bar(step, total) if total > 1 else None) if bar else None)
+                     progress=bar)
     paths = iter(save_result(result, args.out or settings().output_dir, stem=Path(args.content).stem[:60]))
     cells = []
     for cell in result.cells:

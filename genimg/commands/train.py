@@ -12,7 +12,7 @@ from typing import Any
 
 # model name -> "module:function(argv) -> summary" (or an exit code)
 TRAINERS = {
-    "dae": "genimg.restore.dae:main",
+    "dae": "genimg.embedded.dae:main",
     "diffusion": "genimg.embedded.train:main",
     "fewstep": "genimg.embedded.fewstep:main",
     "gan": "genimg.embedded.train_onestep:main",

@@ -325,7 +325,7 @@ def _caption(rng: np.random.Generator, kind, objects, background, position, rela
     return text
 
 
-def _sample(
+def compose_scene(
     rng: np.random.Generator,
     kind: str,
     shape: str | None = None,
@@ -334,7 +334,7 @@ def _sample(
     relation: str | None = None,
     count: int | None = None,
 ) -> Scene:
-    """Sample one scene of ``kind``; optional arguments pin parts of it (for balanced sets)."""
+    """Sample one scene of ``kind``; optional arguments pin parts of it (balanced sets, references)."""
     shape = shape or _choice(rng, SHAPES)
     colour = colour or _choice(rng, COLOUR_NAMES)
     size = _choice(rng, tuple(SIZES))
@@ -395,7 +395,7 @@ def sample_scene(rng: np.random.Generator, kind: str | None = None) -> Scene:
     """
     if kind is None:
         kind = _choice(rng, KINDS)
-    return _sample(rng, kind)
+    return compose_scene(rng, kind)
 
 
 def scene_for_seed(seed: int, kind: str | None = None) -> Scene:
@@ -462,16 +462,16 @@ def _eval_prompt_set() -> tuple[Scene, ...]:
     scenes = []
     # 20 single: each shape 5 times, colours cycling so each colour appears 2-3 times.
     for i in range(20):
-        scenes.append(_sample(rng, "single", shape=SHAPES[i % 4], colour=COLOUR_NAMES[(i + i // 4) % 8]))
+        scenes.append(compose_scene(rng, "single", shape=SHAPES[i % 4], colour=COLOUR_NAMES[(i + i // 4) % 8]))
     # 10 position: each region twice.
     for i in range(10):
-        scenes.append(_sample(rng, "position", shape=SHAPES[(i + 1) % 4], position=POSITIONS[i % 5]))
+        scenes.append(compose_scene(rng, "position", shape=SHAPES[(i + 1) % 4], position=POSITIONS[i % 5]))
     # 18 count: 2, 3 and 4 objects six times each.
     for i in range(18):
-        scenes.append(_sample(rng, "count", shape=SHAPES[(i + 2) % 4], count=2 + i % 3))
+        scenes.append(compose_scene(rng, "count", shape=SHAPES[(i + 2) % 4], count=2 + i % 3))
     # 16 relation: each relation four times.
     for i in range(16):
-        scenes.append(_sample(rng, "relation", shape=SHAPES[(i + 3) % 4], relation=RELATIONS[i % 4]))
+        scenes.append(compose_scene(rng, "relation", shape=SHAPES[(i + 3) % 4], relation=RELATIONS[i % 4]))
     return tuple(scenes)
 
 

@@ -1,25 +1,18 @@
 """Backend registry: how each kind of catalog entry is checked, loaded and varied.
 
-A backend is a module-level object with three functions:
-``availability(spec) -> (bool, reason)``, ``load(spec, placement) -> model`` and
-``make_variant(model, kind, spec) -> model``. Modules are imported lazily so that
-listing the catalog does not import every framework.
+A backend is an object with ``availability(spec) -> (ok, reason)``, ``load(spec, placement) ->
+model`` and ``make_variant(model, kind, spec) -> model`` (optionally ``is_present(spec)``: the
+weights are on this machine). Each backend module registers itself with ``@register("<name>")``,
+keyed by the catalog's ``backend`` value; registering a name twice is an error. The pool imports
+every backend module (:mod:`genimg.models.pool`); they import their frameworks lazily, inside
+those functions, so that stays cheap.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from genimg.errors import GenimgError
-
-_MODULES = {
-    "diffusers": "genimg.models.diffusers_backend",
-    "embedded": "genimg.models.embedded_backend",
-    "ncnn": "genimg.models.ncnn_backend",
-    "classical": "genimg.restore.classical",
-    "onnx": "genimg.models.onnx_backend",
-}
 
 
 class Backend(Protocol):
@@ -28,10 +21,33 @@ class Backend(Protocol):
     def make_variant(self, model: Any, kind: str, spec: Any) -> Any: ...
 
 
+_BACKENDS: dict[str, Backend] = {}
+
+
+def register(name: str) -> Callable[[Any], Any]:
+    """Class decorator: register the backend for catalog entries with ``backend = name``.
+
+    Raises ValueError when ``name`` is already registered.
+    """
+
+    def decorate(backend: Any) -> Any:
+        if name in _BACKENDS:
+            raise ValueError(f"backend {name!r} is registered twice ({_BACKENDS[name]!r} and {backend!r})")
+        _BACKENDS[name] = backend
+        return backend
+
+    return decorate
+
+
 def get(name: str) -> Backend:
-    """The backend module for ``name``; GenimgError when none is implemented."""
+    """The backend registered for ``name``; GenimgError when there is none."""
     try:
-        module_name = _MODULES[name]
+        return _BACKENDS[name]
     except KeyError:
-        raise GenimgError(f"backend {name!r} is not available in this build of genimg") from None
-    return importlib.import_module(module_name)  # type: ignore[return-value]
+        raise GenimgError(f"backend {name!r} is not available in this build of genimg "
+                          f"(known: {', '.join(sorted(_BACKENDS))})") from None
+
+
+def names() -> list[str]:
+    """Every registered backend name."""
+    return sorted(_BACKENDS)

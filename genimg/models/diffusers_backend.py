@@ -10,6 +10,7 @@ from typing import Any
 
 from genimg.config import settings
 from genimg.errors import GenimgError, ModelUnavailableError
+from genimg.models.backends import register
 from genimg.models.catalog import ModelSpec
 from genimg.models.device import Placement
 
@@ -370,3 +371,13 @@ def make_variant(model: Any, kind: str, spec: ModelSpec) -> Any:
         raise GenimgError(f"model {spec.id!r} has no {kind} variant: {exc}") from None
     variant.set_progress_bar_config(disable=True)
     return variant
+
+
+@register("diffusers")
+class DiffusersBackend:
+    """The ``diffusers`` backend (see the module docstring)."""
+
+    availability = staticmethod(availability)
+    load = staticmethod(load)
+    make_variant = staticmethod(make_variant)
+    is_present = staticmethod(is_present)

@@ -16,6 +16,7 @@ from typing import Any
 
 from genimg.config import settings
 from genimg.errors import GenimgError, ModelUnavailableError
+from genimg.models.backends import register
 from genimg.models.catalog import ModelSpec
 from genimg.models.device import Placement
 
@@ -108,3 +109,12 @@ def use_fast_runtime(pipe: Any) -> str:
 def make_variant(model: Any, kind: str, spec: ModelSpec) -> Any:
     """Embedded models have no img2img/inpaint variants (yet)."""
     raise GenimgError(f"model {spec.id!r} (embedded) has no {kind} variant: pick a diffusers model for {kind}")
+
+
+@register("embedded")
+class EmbeddedBackend:
+    """The ``embedded`` backend (see the module docstring)."""
+
+    availability = staticmethod(availability)
+    load = staticmethod(load)
+    make_variant = staticmethod(make_variant)

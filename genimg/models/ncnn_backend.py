@@ -28,6 +28,7 @@ import numpy as np
 
 from genimg.config import ASSETS_DIR
 from genimg.errors import GenimgError, ModelUnavailableError
+from genimg.models.backends import register
 from genimg.models.catalog import ModelSpec
 from genimg.models.device import Placement
 
@@ -147,3 +148,12 @@ def load(spec: ModelSpec, placement: Placement) -> NcnnNet:
 def make_variant(model: Any, kind: str, spec: ModelSpec) -> Any:
     """ncnn networks have no variants."""
     raise GenimgError(f"model {spec.id!r} (ncnn) has no {kind!r} variant")
+
+
+@register("ncnn")
+class NcnnBackend:
+    """The ``ncnn`` backend (see the module docstring)."""
+
+    availability = staticmethod(availability)
+    load = staticmethod(load)
+    make_variant = staticmethod(make_variant)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from genimg.errors import GenimgError, ModelUnavailableError
+from genimg.models.backends import register
 from genimg.models.catalog import ModelSpec
 from genimg.models.device import Placement
 
@@ -187,3 +188,12 @@ def load(spec: ModelSpec, placement: Placement) -> OnnxModel:
 def make_variant(model: Any, kind: str, spec: ModelSpec) -> Any:
     """ONNX networks have no pipeline variants."""
     raise GenimgError(f"model {spec.id!r} (onnx) has no {kind} variant")
+
+
+@register("onnx")
+class OnnxBackend:
+    """The ``onnx`` backend (see the module docstring)."""
+
+    availability = staticmethod(availability)
+    load = staticmethod(load)
+    make_variant = staticmethod(make_variant)

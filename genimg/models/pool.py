@@ -27,6 +27,9 @@ import torch
 from genimg.config import settings
 from genimg.errors import GenimgError, ModelUnavailableError
 from genimg.models import backends
+# Importing a backend module registers it (models/backends.py); these are every backend genimg has.
+from genimg.models import (classical_backend, diffusers_backend, embedded_backend, ncnn_backend,  # noqa: F401
+                           onnx_backend)
 from genimg.models.catalog import ModelSpec, adhoc_spec, load_catalog
 from genimg.models.device import Placement, default_placement
 
@@ -135,6 +138,17 @@ class Lease:
     def model(self) -> Any:
         return self.handle.model
 
+    def model_info(self) -> dict[str, Any]:
+        """What a result's record says about the model that made it: id, name, source, backend, placement
+        (and, for the embedded pipelines, the runtime that ran them: "onnxruntime" or "torch")."""
+        spec = self.handle.spec
+        info = {"id": spec.id, "name": spec.name, "source": spec.source, "backend": spec.backend,
+                "placement": self.handle.placement.describe()}
+        runtime = getattr(self.model, "runtime", None)
+        if isinstance(runtime, str):
+            info["runtime"] = runtime
+        return info
+
     def variant(self, kind: str) -> Any:
         """The ``kind`` variant ("img2img", "inpaint", ...) sharing this model's weights.
 
@@ -188,6 +202,41 @@ class ModelPool:
             return spec
         raise GenimgError(f"unknown model {model_id!r}: choose one of {', '.join(self.catalog)} "
                           "(python -m genimg models lists them)")
+
+    def choose(self, names: Any, *, task: str = "text-to-image", least: int = 1, most: int,
+               what: str = "this request") -> list[str]:
+        """Validate a user's model list (a list, or comma-separated text) for one request.
+
+        Returns catalog ids in the given order. Raises GenimgError for fewer than ``least`` or
+        more than ``most`` models, a repeat, an unknown id, or a model that cannot do ``task``;
+        ``what`` names the request in the message ("compare", "an evaluation").
+        """
+        if isinstance(names, str):
+            names = [names]
+        ids = [m.strip() for item in (names or []) if item is not None for m in str(item).split(",") if m.strip()]
+        if not ids:
+            raise GenimgError(f"no model chosen: pick {'one or more' if least <= 1 else f'at least {least}'} "
+                              f"{task} models (python -m genimg models lists them)")
+        if len(ids) < least:
+            raise GenimgError(f"{what} needs at least {least} models, got {len(ids)}")
+        if len(ids) > most:
+            raise GenimgError(f"{what} takes at most {most} models here, got {len(ids)}")
+        if len(set(ids)) != len(ids):
+            raise GenimgError(f"{what} got the same model twice: pick different models")
+        chosen = []
+        for model_id in ids:
+            spec = self.spec(model_id)
+            if task not in spec.tasks:
+                raise GenimgError(f"model {spec.id!r} does not do {task} (its tasks: {', '.join(spec.tasks)})")
+            chosen.append(spec.id)
+        return chosen
+
+    def placement_for(self, spec: ModelSpec) -> Placement:
+        """Where and in which dtype ``spec`` would be loaded, by the pool's own policy, without loading it.
+
+        Raises GenimgError when the policy cannot place it (e.g. an unknown GENIMG_DEVICE).
+        """
+        return self._placement_for(spec)
 
     def availability(self, model_id: str) -> tuple[bool, str]:
         """(can it be loaded here, why or why not) without loading it."""

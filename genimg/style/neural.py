@@ -76,7 +76,7 @@ def arbitrary(model, content: np.ndarray, style: np.ndarray, strength: float = 1
 
 def check_preset(preset) -> int:
     """The preset index as an int in 0..25; GenimgError otherwise."""
-    from genimg.tasks.params import check_int
+    from genimg.params import check_int
 
     if preset is None or (isinstance(preset, str) and not preset.strip()):
         raise GenimgError(f"the preset method needs a built-in style: choose a preset 0-{NUM_PRESETS - 1}")

@@ -26,7 +26,7 @@ from typing import Any
 
 from genimg.config import settings
 from genimg.models.pool import ModelPool, get_pool
-from genimg.tasks.generate import (GenerateRequest, GenerateResult, ProgressFn, generate, make_result, model_info,
+from genimg.tasks.generate import (GenerateRequest, GenerateResult, ProgressFn, generate, make_result,
                                    prepare, run_pipeline_batch)
 
 # Images per coalesced call are also capped by pixels, so a batch of large images (SDXL at
@@ -134,7 +134,7 @@ class Coalescer:
                         other.inbox.put(("progress", step, total))
 
                 images, timings = run_pipeline_batch(lease, [b.resolved for b in batch], report)
-                info = model_info(lease)
+                info = lease.model_info()
                 self.calls += 1
             for b, own in zip(batch, images):
                 t = type(timings)(**timings.as_dict())

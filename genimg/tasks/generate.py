@@ -17,20 +17,10 @@ from genimg.errors import GenimgError
 from genimg.models.catalog import ModelSpec
 from genimg.models.diffusers_backend import prepare_decode
 from genimg.models.pool import Lease, ModelPool, get_pool
-from genimg.tasks import params as P
+from genimg import params as P
+from genimg.params import DEFAULT_SCHEDULER, MAX_SEED, SCHEDULERS, scheduler_names
 from genimg.tasks.timing import PeakMemory, StageTimer, Timings
 
-# Scheduler choice -> (diffusers class, the sampler name AUTOMATIC1111/Civitai use).
-SCHEDULERS: dict[str, tuple[str, str]] = {
-    "euler": ("EulerDiscreteScheduler", "Euler"),
-    "euler_a": ("EulerAncestralDiscreteScheduler", "Euler a"),
-    "dpmpp_2m": ("DPMSolverMultistepScheduler", "DPM++ 2M"),
-    "ddim": ("DDIMScheduler", "DDIM"),
-    "unipc": ("UniPCMultistepScheduler", "UniPC"),
-    "lcm": ("LCMScheduler", "LCM"),
-}
-DEFAULT_SCHEDULER = "default"  # whatever the model ships with
-MAX_SEED = 2**32 - 1
 
 ProgressFn = Callable[[int, int], None]
 
@@ -73,11 +63,6 @@ class GenerateResult:
             "batch_size": len(self.images),
             "timings": self.timings.as_dict(),
         }
-
-
-def scheduler_names() -> list[str]:
-    """Scheduler choices offered to users, the model's own default first."""
-    return [DEFAULT_SCHEDULER, *SCHEDULERS]
 
 
 def _or(value: Any, default: Any) -> Any:
@@ -203,17 +188,6 @@ def run_pipeline(lease: Lease, resolved: dict[str, Any], progress: ProgressFn | 
     return images[0], timings
 
 
-def model_info(lease: Lease) -> dict[str, Any]:
-    """What the record says about the model that made an image."""
-    spec = lease.handle.spec
-    info = {"id": spec.id, "name": spec.name, "source": spec.source, "backend": spec.backend,
-            "placement": lease.handle.placement.describe()}
-    runtime = getattr(lease.model, "runtime", None)  # embedded pipelines: "onnxruntime" or "torch"
-    if isinstance(runtime, str):
-        info["runtime"] = runtime
-    return info
-
-
 def prepare(request: GenerateRequest, pool: ModelPool) -> tuple[ModelSpec, dict[str, Any]]:
     """Check that ``request.model`` does text-to-image and resolve the request against it.
 
@@ -244,7 +218,7 @@ def generate(request: GenerateRequest, pool: ModelPool | None = None,
     spec, resolved = prepare(request, pool)
     with pool.acquire(spec.id) as lease:
         images, timings = run_pipeline(lease, resolved, progress)
-        info = model_info(lease)
+        info = lease.model_info()
     timings.load_s = lease.load_seconds
     timings.wait_s = max(0.0, lease.acquire_seconds - lease.load_seconds)
     timings.warm = not lease.cold
@@ -252,4 +226,4 @@ def generate(request: GenerateRequest, pool: ModelPool | None = None,
 
 
 __all__ = ["GenerateRequest", "GenerateResult", "generate", "make_result", "pipeline_inputs", "prepare",
-           "resolve_request", "run_pipeline", "run_pipeline_batch", "scheduler_names", "SCHEDULERS"]
+           "resolve_request", "run_pipeline", "run_pipeline_batch"]

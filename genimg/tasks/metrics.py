@@ -13,7 +13,8 @@ from typing import Any
 from genimg.errors import GenimgError, ModelUnavailableError
 from genimg.imageio import DecodedImage, load_image
 from genimg.metrics.arrays import resize
-from genimg.metrics.registry import METRICS, canonical
+from genimg.metrics.registry import Metric, canonical, per_image
+from genimg.runner import run_cells
 
 
 def _decode(source: Any, what: str) -> DecodedImage:
@@ -22,13 +23,7 @@ def _decode(source: Any, what: str) -> DecodedImage:
 
 def default_metrics(with_reference: bool) -> list[str]:
     """What runs when the caller names no metrics: every available metric that applies."""
-    keys = []
-    for m in METRICS.values():
-        if m.needs_reference and not with_reference:
-            continue
-        if m.available()[0]:
-            keys.append(m.key)
-    return keys
+    return [m.id for m in per_image(with_reference) if m.availability()[0]]
 
 
 def resolve_metrics(names: list[str] | None, with_reference: bool) -> tuple[list[str], bool]:
@@ -36,17 +31,23 @@ def resolve_metrics(names: list[str] | None, with_reference: bool) -> tuple[list
     full-reference metric without a reference."""
     if not names:
         return default_metrics(with_reference), False
+    known = {m.id: m for m in per_image()}
     keys: list[str] = []
     for name in names:
         key = canonical(str(name))
-        if key is None:
-            raise GenimgError(f"unknown metric {name!r}: choose from {', '.join(METRICS)}")
-        if METRICS[key].needs_reference and not with_reference:
-            raise GenimgError(f"{METRICS[key].label} compares with a reference image: give one (--reference), "
+        if key not in known:
+            raise GenimgError(f"unknown metric {name!r} for one image: choose from {', '.join(known)}")
+        if known[key].needs_reference and not with_reference:
+            raise GenimgError(f"{known[key].label} compares with a reference image: give one (--reference), "
                               "or pick a no-reference metric (brisque, niqe, sharpness, colourfulness, entropy)")
         if key not in keys:
             keys.append(key)
     return keys, True
+
+
+def _row(metric: Metric, status: str = "ok", reason: str = "") -> dict[str, Any]:
+    return {"label": metric.label, "better": metric.better, "meaning": metric.meaning, "value": None,
+            "display": "–" if status != "ok" else "", "seconds": 0.0, "status": status, "reason": reason}
 
 
 def compute_metrics(image: Any, reference: Any = None, metrics: list[str] | None = None,
@@ -58,14 +59,16 @@ def compute_metrics(image: Any, reference: Any = None, metrics: list[str] | None
     ``metrics``: names (see genimg.metrics.registry); None = every applicable available one.
     Returns {"metrics": {key: row}, "image": {...}, "reference": {...} | None, "resized": bool,
     "timings": {...}}; each row has label, value (float or None), display, better, meaning,
-    seconds, and status "ok" | "unavailable" | "skipped" with a reason.
-    Raises GenimgError for bad images, unknown metrics, mismatched sizes, or a requested
-    metric the image is too small for.
+    seconds, and status "ok" | "unavailable" | "skipped" with a reason. A metric that cannot
+    apply (the image is too small for it, ...) is "skipped" with its reason and the others are
+    computed; asked for alone, it raises instead.
+    Raises GenimgError for bad images, unknown metrics, mismatched sizes, or a lone requested
+    metric that cannot apply.
     """
     started = time.perf_counter()
     decoded = _decode(image, "image to score")
     ref = _decode(reference, "reference") if reference is not None else None
-    keys, explicit = resolve_metrics(metrics, ref is not None)
+    keys, _explicit = resolve_metrics(metrics, ref is not None)
     load_s = time.perf_counter() - started
     a = decoded.rgb_array()
     b = ref.rgb_array() if ref is not None else None
@@ -77,39 +80,27 @@ def compute_metrics(image: Any, reference: Any = None, metrics: list[str] | None
                               "'resize image to the reference' to resize the image)")
         a = resize(a, (b.shape[1], b.shape[0]))
         resized = True
-    rows: dict[str, dict[str, Any]] = {}
-    for key in keys:
-        info = METRICS[key]
-        row: dict[str, Any] = {"label": info.label, "better": info.better, "meaning": info.meaning,
-                               "value": None, "display": "", "seconds": 0.0, "status": "ok", "reason": ""}
-        ok, reason = info.available()
+    chosen = {m.id: m for m in per_image()}
+
+    def score(key: str, _step: Any) -> dict[str, Any]:
+        metric = chosen[key]
+        ok, reason = metric.availability()
         if not ok:
-            row.update(status="unavailable", display="unavailable", reason=reason)
-            rows[key] = row
-            continue
-        side = min(a.shape[:2])
-        if side < info.min_side:
-            message = f"{info.label} needs images at least {info.min_side}x{info.min_side}, got {a.shape[1]}x{a.shape[0]}"
-            if explicit:
-                raise GenimgError(message)
-            row.update(status="skipped", display="skipped", reason=message)
-            rows[key] = row
-            continue
+            return _row(metric, "unavailable", reason)
+        too_small = metric.too_small(a)
+        if too_small:
+            raise GenimgError(too_small)
         t0 = time.perf_counter()
         try:
-            value = float(info.fn(a, b) if info.needs_reference else info.fn(a))
+            value = metric.run(a, b)
         except ModelUnavailableError as exc:
-            row.update(status="unavailable", display="unavailable", reason=str(exc))
-            rows[key] = row
-            continue
-        except GenimgError as exc:
-            if explicit:
-                raise
-            row.update(status="skipped", display="skipped", reason=str(exc))
-            rows[key] = row
-            continue
-        row.update(value=value, display=info.display(value), seconds=time.perf_counter() - t0)
-        rows[key] = row
+            return _row(metric, "unavailable", str(exc))
+        return {**_row(metric), "value": value, "display": metric.display(value), "seconds": time.perf_counter() - t0}
+
+    # Alone, a metric that cannot apply is the request's error (the runner raises it); among
+    # others it is a "skipped" row with its reason and the rest are computed.
+    cells = run_cells(keys, score, label=lambda k: chosen[k].label, what="metric") if keys else []
+    rows = {c.key: c.value if c.ok else _row(chosen[c.key], "skipped", c.error or "") for c in cells}
     describe = lambda d: {"width": d.size[0], "height": d.size[1], "grayscale": d.grayscale,  # noqa: E731
                           "mode": d.original_mode, "format": d.original_format}
     return {"metrics": rows, "image": describe(decoded), "reference": describe(ref) if ref is not None else None,
@@ -120,6 +111,6 @@ def rows_for_table(result: dict[str, Any]) -> list[list[str]]:
     """[metric, value, better, what it means] rows for a table (UI and CLI)."""
     out = []
     for row in result["metrics"].values():
-        value = row["display"] if row["status"] == "ok" else f"{row['status']}: {row['reason']}"
+        value = row["display"] if row["status"] == "ok" else f"– ({row['status']}: {row['reason']})"
         out.append([row["label"], value, f"{row['better']} is better", row["meaning"]])
     return out

@@ -6,7 +6,6 @@ The same function serves the Restore tab, ``python -m genimg restore``, the API
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -15,51 +14,28 @@ from PIL import Image
 
 from genimg import __version__
 from genimg.config import Limits, settings
-from genimg.errors import GenimgError, ModelUnavailableError
+from genimg.errors import GenimgError
 from genimg.imageio import DecodedImage, load_image
 from genimg.models.pool import ModelPool, get_pool
+from genimg.metrics import psnr, ssim
+from genimg.metrics.registry import METRICS
 from genimg.restore.classical import Context
 from genimg.restore.degrade import Degraded, as_mask, degrade as apply_degradation, parse_spec
-from genimg.restore.registry import check_methods, method_task, run_method, target_scale
+from genimg.restore.methods import check_methods, method_task, run_method, target_scale
+from genimg.runner import ProgressFn, run_cells
 
-log = logging.getLogger(__name__)
-ProgressFn = Callable[[int, int, str], None]
-
-
-def _reference_metrics() -> tuple[Callable[..., float], Callable[..., float], str]:
-    """(psnr, ssim, source): genimg.metrics when it provides them, else scikit-image's (identical)."""
-    try:
-        from genimg.metrics import psnr, ssim  # type: ignore[attr-defined]
-
-        return psnr, ssim, "genimg.metrics"
-    except ImportError:
-        from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-        def psnr(a: np.ndarray, b: np.ndarray) -> float:
-            return float(peak_signal_noise_ratio(a, b, data_range=255))
-
-        def ssim(a: np.ndarray, b: np.ndarray) -> float:
-            # Wang et al.'s settings, as genimg.metrics.ssim: Gaussian window σ=1.5, population covariance.
-            return float(structural_similarity(a, b, data_range=255, channel_axis=2 if a.ndim == 3 else None,
-                                               gaussian_weights=True, sigma=1.5, use_sample_covariance=False))
-
-        return psnr, ssim, "skimage.metrics"
 
 
 def no_reference_metric() -> tuple[Callable[[np.ndarray], float | None] | None, str]:
     """(BRISQUE on a uint8 RGB array → float, or None where undefined; name), or (None, why not)."""
-    try:
-        from genimg.metrics import brisque  # type: ignore[attr-defined]
-        from genimg.metrics.no_reference import brisque_available
-    except ImportError:
-        return None, "no no-reference metric available (genimg.metrics has no brisque)"
-    ok, reason = brisque_available()
+    metric = METRICS["brisque"]
+    ok, reason = metric.availability()
     if not ok:
         return None, reason
 
     def score_or_none(image: np.ndarray) -> float | None:
         try:
-            return round(float(brisque(image)), 3)
+            return round(metric.run(image), 3)
         except GenimgError:  # too small, or flat: BRISQUE is undefined there
             return None
 
@@ -70,7 +46,6 @@ def score(reference: np.ndarray, image: np.ndarray, grayscale: bool) -> dict[str
     """PSNR (dB) and SSIM of uint8 ``image`` against ``reference`` (same shape); grayscale on one channel."""
     if reference.shape != image.shape:
         raise RuntimeError(f"cannot score {image.shape} against {reference.shape}")
-    psnr, ssim, _ = _reference_metrics()
     a, b = (reference[..., 0], image[..., 0]) if grayscale else (reference, image)
     value = psnr(a, b)
     return {"psnr": round(float(value), 4) if np.isfinite(value) else float("inf"), "ssim": round(float(ssim(a, b)), 4)}
@@ -160,16 +135,6 @@ def _decode(image: Any, limits: Limits) -> DecodedImage:
     return decoded
 
 
-def _progress_adapter(progress: ProgressFn | None, index: int, count: int, label: str):
-    if progress is None:
-        return None
-
-    def update(done: int, total: int) -> None:
-        progress(index * 100 + int(100 * done / max(1, total)), count * 100, label)
-
-    return update
-
-
 def restore(image: Any, methods: Any, degrade: str | None = None, seed: int = 0,
             progress: ProgressFn | None = None, *, mask: Any = None, scale: int | None = None, prompt: str = "",
             pool: ModelPool | None = None, limits: Limits | None = None) -> RestoreResult:
@@ -181,7 +146,7 @@ def restore(image: Any, methods: Any, degrade: str | None = None, seed: int = 0,
     image as it is — then nothing is scored against a reference (BRISQUE when available).
     ``mask``: the hole mask for ``mask:user`` or for inpainting the user's image;
     ``scale``: upscale factor when not degraded (default: each upscaler's own).
-    ``progress(step, total, label)`` is called per tile / step of each method.
+    ``progress`` receives a genimg.runner.Progress: methods done, and the running one's tiles or steps.
 
     Returns a RestoreResult. A method whose weights are missing gets an error row; the
     others still run. Raises GenimgError for a bad image, spec, mask or method list,
@@ -223,27 +188,10 @@ def restore(image: Any, methods: Any, degrade: str | None = None, seed: int = 0,
     ctx = Context(mask=hole_mask, psf=psf, scale=up, prompt=prompt or "", seed=seed)
 
     nr_metric, _nr_name = no_reference_metric()
-    outputs: list[MethodResult] = []
-    for index, spec in enumerate(specs):
+
+    def run_one(spec: Any, step: Any) -> MethodResult:
         task = method_task(spec) or ""
-        if progress is not None:
-            progress(index * 100, len(specs) * 100, spec.id)
-        try:
-            run = run_method(pool, spec, work, ctx, grayscale=decoded.grayscale,
-                             progress=_progress_adapter(progress, index, len(specs), spec.id))
-        except ModelUnavailableError as exc:
-            outputs.append(MethodResult(spec.id, spec.name, task, spec.backend, None, error=str(exc)))
-            continue
-        except GenimgError as exc:
-            if len(specs) == 1:
-                raise
-            outputs.append(MethodResult(spec.id, spec.name, task, spec.backend, None, error=str(exc)))
-            continue
-        except Exception as exc:  # one method's fault must not take the others down
-            log.exception("restore method %s failed", spec.id)
-            outputs.append(MethodResult(spec.id, spec.name, task, spec.backend, None,
-                                        error=f"method {spec.id!r} failed: {type(exc).__name__}: {exc}"))
-            continue
+        run = run_method(pool, spec, work, ctx, grayscale=decoded.grayscale, progress=step)
         result = MethodResult(spec.id, spec.name, task, spec.backend, None, seconds=run.seconds, load_s=run.load_s,
                               params=run.params)
         if ops and run.image.shape == clean.shape:
@@ -252,20 +200,21 @@ def restore(image: Any, methods: Any, degrade: str | None = None, seed: int = 0,
         if nr_metric is not None and (not ops or task == "upscale"):
             result.brisque = nr_metric(run.image)
         result.image = decoded.restore_mode(Image.fromarray(run.image))
-        outputs.append(result)
-    if progress is not None:
-        progress(len(specs) * 100, len(specs) * 100, "done")
-    if all(o.error for o in outputs):
-        raise GenimgError("no method could run: " + "; ".join(f"{o.method}: {o.error}" for o in outputs))
+        return result
+
+    cells = run_cells(specs, run_one, key=lambda spec: spec.id, label=lambda spec: spec.name, what="method",
+                      progress=progress)
+    by_id = {spec.id: spec for spec in specs}
+    outputs = [c.value if c.ok else MethodResult(c.key, by_id[c.key].name, method_task(by_id[c.key]) or "",
+                                                 by_id[c.key].backend, None, error=c.error) for c in cells]
 
     baseline: dict[str, Any] = {}
     if ops and work.shape == clean.shape:
         baseline = score(clean, work, decoded.grayscale)
     elif not ops and nr_metric is not None:
         baseline = {"brisque": nr_metric(work)}  # the input's own no-reference score, to compare with
-    _, _, metrics_source = _reference_metrics()
     return RestoreResult(original=decoded.restore_mode(Image.fromarray(clean)) if ops else None,
                          degraded=decoded.restore_mode(Image.fromarray(work)), outputs=outputs, degradation=record,
-                         seed=seed, input=info, baseline=baseline, metrics=metrics_source if ops else "",
+                         seed=seed, input=info, baseline=baseline, metrics="genimg.metrics" if ops else "",
                          mask=hole_mask)
 

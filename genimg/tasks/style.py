@@ -1,36 +1,33 @@
 """Style transfer: one content image, several methods side by side, each scored and timed.
 
-The same function serves the UI, the CLI, the API and the tests. Every method sees the
-same working-size content (longer side = ``size``) and the same style image, and every
-result is scored against them with the same measures (see :mod:`genimg.style.scores`), so
-the columns compare. Methods run one after another; a method that cannot run here (weights
-missing) gets an error cell and the others still run.
+The same function serves the UI, the CLI, the API and the tests. Every method (a registered
+:class:`~genimg.style.methods.StyleMethod`) sees the same working-size content (longer side =
+``size``) and the same style image, and every result is scored against them with the same
+measures (see :mod:`genimg.style.scores`), so the columns compare. Methods run through the
+side-by-side runner (:mod:`genimg.runner`): one after another, and a method that cannot run
+here gets an error cell while the others still run.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 from PIL import Image
 
 from genimg import __version__
-from genimg.config import ASSETS_DIR, settings
-from genimg.errors import GenimgError, ModelUnavailableError
+from genimg import params as P
+from genimg.config import settings
+from genimg.errors import GenimgError
 from genimg.imageio import DecodedImage, load_image
 from genimg.models.pool import ModelPool, get_pool
-from genimg.style import DEFAULT_METHODS, MAGENTA_MODEL, METHODS
+from genimg.runner import ProgressFn, run_cells
+from genimg.style import DEFAULT_METHODS, STYLES, StyleInputs
 from genimg.style.scores import Scores
-from genimg.tasks import params as P
-
-log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[int, int, str], None]
 MIN_WORKING_SIDE = 32     # the feature scores and the networks' downsampling need this much
 MAX_SEED = 2**32 - 1
 
@@ -108,19 +105,7 @@ class StyleResult:
 
 def parse_methods(methods: Iterable[str] | str | None) -> list[str]:
     """Method keys from a list or a comma-separated string; GenimgError for unknown or repeated ones."""
-    if methods is None:
-        return list(DEFAULT_METHODS)
-    if isinstance(methods, str):
-        methods = methods.split(",")
-    keys = [str(m).strip().lower() for m in methods if m is not None and str(m).strip()]
-    if not keys:
-        raise GenimgError(f"no style-transfer method chosen: pick one or more of {', '.join(METHODS)}")
-    unknown = [k for k in keys if k not in METHODS]
-    if unknown:
-        raise GenimgError(f"unknown style-transfer method {unknown[0]!r}: use one of {', '.join(METHODS)}")
-    if len(set(keys)) != len(keys):
-        raise GenimgError("the same style-transfer method was chosen twice")
-    return keys
+    return [m.id for m in STYLES.choose(methods, default=None if methods is not None else DEFAULT_METHODS)]
 
 
 def working_size(width: int, height: int, size: int) -> tuple[int, int]:
@@ -154,26 +139,7 @@ def torch_threads() -> int | None:
     return 1 if load >= (os.cpu_count() or 1) else None
 
 
-def _ensure_in_catalog(pool: ModelPool, model_id: str) -> None:
-    """Pools built over another catalog (tests, GENIMG_CATALOG) still get genimg's own style networks."""
-    if model_id not in pool.catalog:
-        from genimg.models.catalog import load_catalog
-
-        builtin = load_catalog(ASSETS_DIR / "models.toml")
-        if model_id not in builtin:
-            raise GenimgError(f"the catalog has no {model_id!r} entry: restore assets/models.toml")
-        pool.catalog[model_id] = builtin[model_id]
-
-
 # -- the task --------------------------------------------------------------------------
-
-@dataclass
-class _Inputs:
-    content: np.ndarray
-    style: np.ndarray | None
-    strength: float
-    preserve_colors: bool
-
 
 def stylize(content: Any, style: Any = None, style_prompt: str | None = None,
             methods: Iterable[str] | str | None = DEFAULT_METHODS, strength: float = 1.0,
@@ -187,7 +153,7 @@ def stylize(content: Any, style: Any = None, style_prompt: str | None = None,
 
     Takes: ``content`` (and ``style``) as anything the image gate accepts (path, bytes,
     PIL image, array); ``style_prompt`` for SDEdit; ``methods`` keys of
-    :data:`genimg.style.METHODS`; ``strength`` 0..1 (meaning per method, see METHODS);
+    :data:`genimg.style.STYLES`; ``strength`` 0..1 (meaning per method: ``strength_meaning``);
     ``preserve_colors``: keep the content's chroma (CIELAB a/b) for every method; ``size``:
     the longer side of the working image and the outputs. Method options: ``preset``
     (0-25) for "preset"; ``model`` (a text-to-image catalog id, default: the catalog's),
@@ -209,7 +175,7 @@ def stylize(content: Any, style: Any = None, style_prompt: str | None = None,
     seed = P.check_int(seed, "seed", 0, MAX_SEED)
     params: dict[str, Any] = {"methods": keys, "strength": strength, "preserve_colors": preserve_colors,
                               "size": size}
-    needs_style = [k for k in keys if METHODS[k].needs == "style"]
+    needs_style = [k for k in keys if STYLES[k].needs == "style"]
     if needs_style and style is None:
         raise GenimgError(f"{', '.join(needs_style)} need{'s' if len(needs_style) == 1 else ''} a style image: "
                           "upload one (or choose the preset or sdedit method)")
@@ -249,9 +215,10 @@ def stylize(content: Any, style: Any = None, style_prompt: str | None = None,
         sw, sh = style_decoded.size
         scale = size / max(sw, sh)
         style_arr = _fit(style_decoded.image, (max(8, round(sw * scale)), max(8, round(sh * scale))))
-    inputs = _Inputs(content_arr, style_arr, strength, preserve_colors)
+    inputs = StyleInputs(content_arr, style_arr, strength)
 
     from genimg.metrics.full_reference import intra_op_threads
+    from genimg.style import color
     from genimg.style import features as F
     from genimg.style import scores as S
 
@@ -261,41 +228,31 @@ def stylize(content: Any, style: Any = None, style_prompt: str | None = None,
         style_stages = S.stages(style_arr) if (features_ok and style_arr is not None) else None
         reference = (S.score(content_arr, content_arr, style_arr, content_stages, style_stages, features_ok)
                      if scores else None)
-        cells = []
-        for key in keys:
-            cell = StyleCell(method=key, label=METHODS[key].label)
 
-            def step(done: int, total: int, _label=cell.label) -> None:
-                if progress is not None:
-                    progress(done, total, _label)
-
-            try:
-                image, cell.params, cell.model, cell.notes, cell.load_seconds, cell.seconds = _run(
-                    key, inputs, params, pool, step)
-            except ModelUnavailableError as exc:
-                cell.error = str(exc)
-                cells.append(cell)
-                continue
-            except GenimgError:
-                raise  # a bad parameter concerns the whole request
-            except Exception as exc:  # one method's fault must not take the other columns down
-                log.exception("style method %s failed", key)
-                cell.error = f"{cell.label} failed: {type(exc).__name__}: {exc}"
-                cells.append(cell)
-                continue
+        def run_method(key: str, step: Any) -> StyleCell:
+            method = STYLES[key]
+            run = method.run(inputs, params, pool, step)
+            image, seconds = run.image, run.seconds
+            if preserve_colors:
+                started = time.perf_counter()
+                image = color.keep_content_colors(image, content_arr)
+                seconds += time.perf_counter() - started
+            cell = StyleCell(method=key, label=method.label, params=run.params, model=run.model, notes=run.notes,
+                             load_seconds=run.load_seconds, seconds=seconds)
             if scores:
                 started = time.perf_counter()
                 # Style scores only where the method used the style image: a preset or a
                 # prompt is not trying to match it, and its distance to it would mislead.
-                uses_style = METHODS[key].needs == "style"
+                uses_style = method.needs == "style"
                 cell.scores = S.score(image, content_arr, style_arr if uses_style else None, content_stages,
                                       style_stages if uses_style else None, features_ok)
                 cell.score_seconds = time.perf_counter() - started
             cell.image = _with_alpha(Image.fromarray(image), decoded)
-            cells.append(cell)
-            step(1, 1)
-    if all(c.error is not None for c in cells):
-        raise GenimgError("no style-transfer method could run: " + "; ".join(f"{c.method}: {c.error}" for c in cells))
+            return cell
+
+        ran = run_cells(keys, run_method, label=lambda k: STYLES[k].label, what="style-transfer method",
+                        progress=progress)
+    cells = [c.value if c.ok else StyleCell(method=c.key, label=c.label, error=c.error) for c in ran]
     if scores and not features_ok:
         params["scores_note"] = f"feature scores skipped: {features_why}"
     return StyleResult(cells=cells, content=Image.fromarray(content_arr),
@@ -311,104 +268,6 @@ def _with_alpha(image: Image.Image, decoded: DecodedImage) -> Image.Image:
     out = image.convert("RGBA")
     out.putalpha(alpha)
     return out
-
-
-def _run(key: str, inputs: _Inputs, params: dict[str, Any], pool: ModelPool,
-         step: Callable[[int, int], None]) -> tuple[np.ndarray, dict, dict, str, float, float]:
-    """Run one method. Returns (uint8 RGB, params used, model info, notes, load s, method s)."""
-    from genimg.style import color
-
-    content, style, strength = inputs.content, inputs.style, inputs.strength
-    used: dict[str, Any] = {}
-    model_info: dict[str, Any] = {}
-    notes = ""
-    load_s = 0.0
-    if key in ("neural", "preset"):
-        from genimg.style import neural
-
-        _ensure_in_catalog(pool, MAGENTA_MODEL)
-        with pool.acquire(MAGENTA_MODEL) as lease:
-            load_s = lease.load_seconds
-            started = time.perf_counter()
-            if key == "neural":
-                out = neural.arbitrary(lease.model, content, style, strength)
-                notes = "network run at the working size (fully convolutional): no tiling, no upscaling"
-            else:
-                out = neural.preset(lease.model, content, params["preset"], strength)
-                used["preset"] = params["preset"]
-            spec = lease.handle.spec
-            model_info = {"id": spec.id, "name": spec.name, "source": spec.source, "backend": spec.backend,
-                          "placement": lease.model.device}
-    elif key == "reinhard":
-        started = time.perf_counter()
-        out = color.reinhard(content, style, strength)
-    elif key == "histogram":
-        started = time.perf_counter()
-        out = color.histogram_match(content, style, strength)
-    elif key == "gatys":
-        from genimg.models.device import default_placement
-        from genimg.style import features as F
-        from genimg.style import gatys as G
-
-        name, why = F.gatys_network()
-        loading = time.perf_counter()
-        extractor = F.extractor(name, default_placement("fp32").device if name == "vgg19" else None)
-        load_s = time.perf_counter() - loading
-        started = time.perf_counter()
-        out, info = G.stylize(extractor, content, style, strength, iterations=params["iterations"],
-                              content_weight=params["content_weight"], style_weight=params["style_weight"],
-                              tolerance=1e-3 if params["early_stop"] else 0.0, progress=step)
-        used = {"network": extractor.label, "iterations": info.iterations, "iterations_asked": params["iterations"],
-                "stopped_early": info.stopped_early, "content_weight": params["content_weight"],
-                "style_weight": params["style_weight"], "final_loss": round(info.losses[-1], 5) if info.losses else None,
-                "scales": info.scales}
-        model_info = {"id": f"gatys-{name}", "name": f"Gatys over {extractor.label}"}
-        notes = why if name != "vgg19" else ""
-    elif key == "sdedit":
-        out, used, model_info, notes, load_s, seconds = _run_sdedit(content, strength, params, pool, step)
-        if inputs.preserve_colors:
-            started = time.perf_counter()
-            out = color.keep_content_colors(out, content)
-            seconds += time.perf_counter() - started
-        return out, used, model_info, notes, load_s, seconds
-    else:  # pragma: no cover - parse_methods guards this
-        raise GenimgError(f"unknown method {key!r}")
-    if inputs.preserve_colors:
-        out = color.keep_content_colors(out, content)
-    return out, used, model_info, notes, load_s, time.perf_counter() - started
-
-
-def _run_sdedit(content: np.ndarray, strength: float, params: dict[str, Any], pool: ModelPool,
-                step: Callable[[int, int], None]) -> tuple[np.ndarray, dict, dict, str, float, float]:
-    from genimg.models.catalog import default_model
-    from genimg.style.sdedit import sdedit
-    from genimg.tasks.generate import model_info
-
-    model_id = params.get("model") or default_model(pool.catalog, "image-to-image")
-    if not model_id:
-        raise ModelUnavailableError("SDEdit needs a text-to-image diffusion model, and the catalog has none "
-                                    "that does image-to-image: add one to assets/models.toml")
-    spec = pool.spec(model_id)
-    if "image-to-image" not in spec.tasks and "text-to-image" not in spec.tasks:
-        raise GenimgError(f"model {spec.id!r} is not a text-to-image diffusion model (its tasks: {', '.join(spec.tasks)})")
-    d = spec.defaults
-    steps = int(params.get("steps") or d.get("steps", 25))
-    guidance = float(params["guidance"] if params.get("guidance") is not None else d.get("guidance", 7.5))
-    try:
-        with pool.acquire(spec.id) as lease:
-            started = time.perf_counter()
-            out, info = sdedit(lease, content, params["style_prompt"], strength, steps, guidance, params["seed"],
-                               negative_prompt=params.get("negative_prompt", ""),
-                               size_multiple=int(d.get("size_multiple", 8)), progress=step)
-            seconds = time.perf_counter() - started
-            minfo = model_info(lease)
-    except ModelUnavailableError as exc:
-        raise ModelUnavailableError(f"SDEdit needs a text-to-image diffusion model, and {exc}") from None
-    used = {"model": spec.id, "steps": info["steps"], "denoising_steps": info["denoising_steps"],
-            "guidance": guidance, "seed": params["seed"], "style_prompt": params["style_prompt"]}
-    if params.get("negative_prompt"):
-        used["negative_prompt"] = params["negative_prompt"]
-    return out, used, minfo, info.get("note", ""), lease.load_seconds, seconds
 
 
 # -- saving ------------------------------------------------------------------------------
@@ -433,4 +292,4 @@ def save_result(result: StyleResult, out: str | Path, stem: str = "style") -> li
     return [save_png(c.image, result.record(c), out / f"{stem}-{c.method}.png") for c in done]
 
 
-__all__ = ["StyleCell", "StyleResult", "stylize", "parse_methods", "save_result", "METHODS", "DEFAULT_METHODS"]
+__all__ = ["StyleCell", "StyleResult", "stylize", "parse_methods", "save_result", "DEFAULT_METHODS"]

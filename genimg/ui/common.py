@@ -55,3 +55,16 @@ def step_progress(progress: gr.Progress, desc: str) -> Callable[..., None]:
         progress((step, total), desc=f"{desc} {label[0]}" if label else desc, unit="steps")
 
     return update
+
+
+def cells_progress(progress: gr.Progress) -> Callable[[Any], None]:
+    """Adapt a side-by-side run's progress (genimg.runner.Progress) to Gradio's progress bar.
+
+    The bar fills by cells done (the running cell's steps counted in); the text names the cell and
+    its own steps, e.g. "2/3 genimg-fewstep: step 3/4".
+    """
+
+    def update(p: Any) -> None:
+        progress(p.done / max(1, p.cells), desc=p.describe())
+
+    return update

@@ -7,8 +7,9 @@ from typing import Any
 import gradio as gr
 
 from genimg.tasks.compare import compare
-from genimg.tasks.generate import GenerateRequest, scheduler_names
-from genimg.ui.common import model_choices, step_progress, user_errors
+from genimg.params import scheduler_names
+from genimg.tasks.generate import GenerateRequest
+from genimg.ui.common import cells_progress, model_choices, user_errors
 from genimg.ui.generate_tab import gallery_items
 
 TABLE_COLUMNS = ["model", "runs on", "wall s", "steps/s", "denoise s", "decode s", "peak MB", "first load s", "error"]
@@ -91,7 +92,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                                   height=h, steps=n_steps, guidance=cfg, scheduler=sched,
                                   seed=-1 if seed_value is None else seed_value,
                                   batch=1 if n_seeds is None else n_seeds)
-        result = compare(request, list(model_ids or []), pool, progress=step_progress(progress, "denoising"),
+        result = compare(request, list(model_ids or []), pool, progress=cells_progress(progress),
                          warmup=bool(do_warmup))
         payload = {"seeds": result.seeds, "cells": [c.summary() for c in result.cells]}
         columns = len(result.cells)

@@ -1,7 +1,7 @@
 """Evaluate tab: models × prompts × seeds → image grid, per-model table (mean [95% CI]),
 quality-vs-latency Pareto scatter, per-metric bars, and a downloadable report.
 
-Thin: the work happens in :func:`genimg.tasks.evaluate.evaluate` and :mod:`genimg.report`.
+Thin: the work happens in :func:`genimg.tasks.evaluate.evaluate` and :mod:`genimg.evaluation.report`.
 API name ``/evaluate``: inputs (models, prompts text, prompts file, grammar-set size, seeds,
 own-defaults flag, width, height, steps, guidance, scheduler, metrics, use-cache) → (gallery,
 summary rows, plot-metric choice, scatter, bars, report zip, report.html, HTML preview, JSON).
@@ -17,10 +17,12 @@ import gradio as gr
 import pandas as pd
 
 from genimg.errors import GenimgError
-from genimg.report import mean_ci_text, report_fragment, summary_table, write_report
-from genimg.tasks.evaluate import (ALL_METRICS, BETTER, DEFAULT_METRICS, IMAGE_METRICS, LABELS, EvaluateRequest,
-                                   evaluate, grammar_prompts, parse_seeds, quality_metric, read_prompts_file)
-from genimg.tasks.generate import scheduler_names
+from genimg.evaluation.report import mean_ci_text, report_fragment, summary_table, write_report
+from genimg.evaluation.inputs import (ALL_METRICS, BETTER, DEFAULT_METRICS, IMAGE_METRICS, LABELS, grammar_prompts,
+                                      parse_seeds, read_prompts_file)
+from genimg.evaluation.scoring import quality_metric
+from genimg.tasks.evaluate import EvaluateRequest, evaluate
+from genimg.params import scheduler_names
 from genimg.ui.common import model_choices, user_errors
 from genimg.ui.uploads import GatedTextFile, refuse_at_upload
 
@@ -96,16 +98,20 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
             seeds = gr.Textbox(label="Seeds (e.g. 0,1,2 or 0-3)", value="0,1", elem_id="evaluate-seeds")
             run = gr.Button("Evaluate", variant="primary", elem_id="evaluate-button")
     with gr.Accordion("Settings and metrics", open=False):
-        own = gr.Checkbox(label="Each model at its own recommended settings (otherwise identical settings for all; "
-                                "empty fields take the first model's defaults)", value=False)
+        own = gr.Checkbox(label="Each model at its own recommended settings (untick for identical settings: "
+                                "empty fields then take the first model's defaults)", value=True)
         with gr.Row():
             # Text, not gr.Number: a browser Number field cannot be empty (it sends 0), and empty
             # here means "the first model's default" (guidance 0 is a real choice for turbo models).
-            width = gr.Textbox(label="Width", placeholder="first model's default", max_lines=1)
-            height = gr.Textbox(label="Height", placeholder="first model's default", max_lines=1)
-            steps = gr.Textbox(label="Steps", placeholder="first model's default", max_lines=1)
-            guidance = gr.Textbox(label="Guidance", placeholder="first model's default", max_lines=1)
-            scheduler = gr.Dropdown(choices=scheduler_names(), value="default", label="Scheduler")
+            width = gr.Textbox(label="Width", placeholder="first model's default", max_lines=1,
+                               interactive=False)
+            height = gr.Textbox(label="Height", placeholder="first model's default", max_lines=1,
+                               interactive=False)
+            steps = gr.Textbox(label="Steps", placeholder="first model's default", max_lines=1,
+                               interactive=False)
+            guidance = gr.Textbox(label="Guidance", placeholder="first model's default", max_lines=1,
+                               interactive=False)
+            scheduler = gr.Dropdown(choices=scheduler_names(), value="default", label="Scheduler", interactive=False)
         metrics = gr.CheckboxGroup(choices=metric_choices(), value=list(DEFAULT_METRICS), label="Metrics",
                                    elem_id="evaluate-metrics")
         use_cache = gr.Checkbox(label="Reuse cached cells (same model weights, settings, prompt and seed)", value=True)

@@ -9,7 +9,8 @@ import gradio as gr
 from genimg.models.catalog import default_model
 from genimg.outputs import attach_metadata
 from genimg.tasks.batching import Coalescer
-from genimg.tasks.generate import GenerateRequest, scheduler_names
+from genimg.params import scheduler_names
+from genimg.tasks.generate import GenerateRequest
 from genimg.ui.common import model_choices, step_progress, user_errors
 
 

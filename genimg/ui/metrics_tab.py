@@ -6,12 +6,12 @@ inputs (image, reference, metric keys, resize flag) → (table rows, JSON result
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gradio as gr
 
-from genimg.metrics.registry import METRICS, metric_table
+from genimg.metrics.registry import METRICS, metric_table, per_image
+from genimg.outputs import json_safe
 from genimg.tasks.metrics import compute_metrics, rows_for_table
 from genimg.ui.common import user_errors
 from genimg.ui.uploads import GatedImage, refuse_at_upload
@@ -29,19 +29,9 @@ def metric_choices() -> list[tuple[str, str]]:
     return out
 
 
-def _json_safe(result: dict[str, Any]) -> dict[str, Any]:
-    rows = {}
-    for key, row in result["metrics"].items():
-        value = row["value"]
-        if isinstance(value, float) and math.isinf(value):
-            value = "inf" if value > 0 else "-inf"
-        rows[key] = {**row, "value": value}
-    return {**result, "metrics": rows}
-
-
 def build(pool: Any, settings: Any) -> dict[str, Any]:
     """Lay out the tab inside the current Blocks context; return its components."""
-    defaults = [m.key for m in METRICS.values() if m.key not in ("lpips", "mse")]
+    defaults = [m.id for m in per_image() if m.id not in ("lpips", "mse")]
     with gr.Row():
         image = GatedImage(label="Image to score", type="filepath", image_mode=None, sources=["upload", "clipboard"],
                          elem_id="metrics-image")
@@ -63,10 +53,10 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         has_reference = bool(reference_path)
         # Full-reference metrics are dropped, not refused, when no reference was uploaded:
         # the defaults tick them and a person may just want the no-reference numbers.
-        keys = [k for k in (keys or []) if has_reference or not METRICS.get(k) or not METRICS[k].needs_reference]
+        keys = [k for k in (keys or []) if has_reference or k not in METRICS or not METRICS[k].needs_reference]
         result = compute_metrics(image_path, reference_path or None, metrics=keys or None,
                                  resize_to_match=bool(resize_flag))
-        return rows_for_table(result), _json_safe(result)
+        return rows_for_table(result), json_safe(result)
 
     run.click(on_compute, [image, reference, chosen, resize], [table, details], api_name="metrics")
     return {"image": image, "reference": reference, "metrics": chosen, "table": table}

@@ -19,9 +19,9 @@ import numpy as np
 
 from genimg.outputs import attach_metadata
 from genimg.restore.bench import example_paths
-from genimg.restore.registry import MAX_METHODS, method_task, restore_methods
+from genimg.restore.methods import MAX_METHODS, method_task, restore_methods
 from genimg.tasks.restore import RestoreResult, restore
-from genimg.ui.common import user_errors
+from genimg.ui.common import cells_progress, user_errors
 from genimg.ui.uploads import GatedImage, GatedImageEditor, refuse_at_upload, verdict
 
 NONE = "none: restore my image"
@@ -34,7 +34,7 @@ COLUMNS = ["method", "task", "PSNR dB", "SSIM", "BRISQUE", "time s", "load s", "
 
 def method_choices(pool: Any) -> list[tuple[str, str]]:
     """(label, id) for the method checkboxes: task, name, and whether it can run here."""
-    from genimg.restore.registry import RESTORE_TASKS
+    from genimg.restore.methods import RESTORE_TASKS
 
     choices = []
     for spec in sorted(restore_methods(pool), key=lambda s: RESTORE_TASKS.index(method_task(s) or "face")):
@@ -179,13 +179,10 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     @user_errors
     def on_restore(path, spec_text, chosen, seed_value, scale_value, mask_value, prompt_text,
                    progress=gr.Progress()):
-        def report(step: int, total: int, label: str) -> None:
-            progress((step, total), desc=f"restoring: {label}", unit="%")
-
         painted = mask_from_editor(mask_value)
         spec_value = None if (spec_text or "").strip().lower() in ("", "none", NONE) else spec_text
         result = restore(path, chosen or [], degrade=spec_value, seed=0 if seed_value is None else seed_value,
-                         progress=report, mask=painted,
+                         progress=cells_progress(progress), mask=painted,
                          scale=None if scale_value in (None, "", "auto") else int(scale_value),
                          prompt=prompt_text or "", pool=pool)
         items = []

@@ -18,11 +18,11 @@ import gradio as gr
 
 from genimg.models.catalog import default_model
 from genimg.outputs import attach_metadata, save_png
-from genimg.style import DEFAULT_METHODS, METHODS
+from genimg.style import DEFAULT_METHODS, STYLES
 from genimg.style.examples import content_images, style_images
 from genimg.style.neural import NUM_PRESETS
 from genimg.tasks.style import StyleResult, stylize
-from genimg.ui.common import model_choices, user_errors
+from genimg.ui.common import cells_progress, model_choices, user_errors
 from genimg.ui.uploads import GatedImage, refuse_at_upload
 
 COLUMNS = ["method", "SSIM (lum.) ↑", "feature dist. ↓", "Gram dist. ↓", "colour dist. ↓", "time s", "load s", "note"]
@@ -100,7 +100,7 @@ def summary(result: StyleResult) -> dict[str, Any]:
 
 def build(pool: Any, settings: Any) -> dict[str, Any]:
     """Lay out the tab inside the current Blocks context; return its components."""
-    method_options = [(m.label, m.key) for m in METHODS.values()]
+    method_options = [(m.label, m.id) for m in STYLES]
     diffusion = model_choices(pool, "image-to-image")
     contents = [str(p) for p in content_images()]
     styles = [str(p) for p in style_images()]
@@ -150,15 +150,12 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     def on_stylize(content_path, style_path, chosen, strength_value, preserve_value, size_value, preset_value,
                    iterations_value, content_w, style_w, early, prompt_text, model_id, steps_value, seed_value,
                    progress=gr.Progress()):
-        def report(step: int, total: int, label: str) -> None:
-            progress((step, total), desc=label, unit="steps")
-
         result = stylize(content_path, style_path or None, style_prompt=prompt_text or None, methods=chosen or [],
                          strength=strength_value, preserve_colors=bool(preserve_value), size=size_value,
                          preset=preset_value, model=model_id or None, steps=steps_value or None,
                          seed=0 if seed_value is None else seed_value, iterations=iterations_value,
                          content_weight=content_w, style_weight=style_w, early_stop=bool(early),
-                         pool=pool, progress=report)
+                         pool=pool, progress=cells_progress(progress))
         items = [(attach_metadata(cell.image, result.record(cell)), caption(result, cell))
                  for cell in result.cells if cell.image is not None]
         return items, table_rows(result), bundle(result), summary(result)

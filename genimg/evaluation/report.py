@@ -23,7 +23,6 @@ import html
 import io
 import json
 import math
-import os
 import platform
 import shlex
 import shutil
@@ -34,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from genimg import __version__
-from genimg.outputs import save_png
+from genimg.evaluation.inputs import BETTER, IMAGE_METRICS, LABELS
+from genimg.hardware import describe as describe_hardware
+from genimg.outputs import json_safe, save_png
 
 LIBRARIES = ("torch", "diffusers", "transformers", "numpy", "scipy", "scikit-image", "pillow", "gradio",
              "safetensors", "accelerate", "onnxruntime", "brisque", "efficientnet-lite-pytorch",
@@ -70,36 +71,6 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
-def hardware() -> dict[str, Any]:
-    """CPU model and cores, memory, GPU (name, memory, CUDA version) and OS of this machine."""
-    import psutil
-
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info: dict[str, Any] = {"cpu": cpu or platform.machine(), "cpu_logical_cores": os.cpu_count(),
-                            "cpu_physical_cores": psutil.cpu_count(logical=False),
-                            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-                            "os": platform.platform(), "machine": platform.machine(), "gpu": None}
-    try:
-        import torch
-
-        info["torch_threads"] = torch.get_num_threads()
-        if torch.cuda.is_available():
-            props = torch.cuda.get_device_properties(0)
-            info["gpu"] = {"name": props.name, "memory_gb": round(props.total_memory / 2**30, 1),
-                           "count": torch.cuda.device_count(), "cuda": torch.version.cuda}
-    except ImportError:
-        pass
-    return info
-
-
 # ---------------------------------------------------------------------------- reproduce
 
 
@@ -111,12 +82,17 @@ def reproduce_args(result: Any, out: str = "report-rerun", prompts_file: str = "
     if req.get("negative_prompt"):
         args += ["--negative", req["negative_prompt"]]
     if req.get("own_defaults"):
-        args.append("--own-defaults")
+        # Each model at its own defaults, except what the request set explicitly for all of them.
+        for flag, key in (("--width", "width"), ("--height", "height"), ("--steps", "steps"),
+                          ("--guidance", "guidance"), ("--scheduler", "scheduler")):
+            if req.get(key) is not None:
+                args += [flag, f"{req[key]:g}" if isinstance(req[key], float) else str(req[key])]
     else:
         # The settings every model actually ran with (the first model's defaults filled in).
         params = next(iter(result.models.values()))["params"]
-        args += ["--width", str(params["width"]), "--height", str(params["height"]), "--steps", str(params["steps"]),
-                 "--guidance", f"{params['guidance']:g}", "--scheduler", str(params["scheduler"])]
+        args += ["--identical-settings", "--width", str(params["width"]), "--height", str(params["height"]),
+                 "--steps", str(params["steps"]), "--guidance", f"{params['guidance']:g}",
+                 "--scheduler", str(params["scheduler"])]
     return args + ["--no-cache", "--prompts-file", prompts_file, "--out", out]
 
 
@@ -185,7 +161,6 @@ def summary_table(result: Any) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the per-model table: mean [95% CI] of every metric, latency, images/s."""
     image_keys = [k for k in result.metrics if k in _image_metric_keys()]
     set_keys = [k for k in result.metrics if k not in image_keys]
-    from genimg.tasks.evaluate import LABELS
 
     header = ["model", "images", "latency median s", "images/s"] + [LABELS.get(k, k) for k in image_keys + set_keys]
     rows = []
@@ -206,7 +181,6 @@ def summary_table(result: Any) -> tuple[list[str], list[list[str]]]:
 
 
 def _image_metric_keys() -> tuple[str, ...]:
-    from genimg.tasks.evaluate import IMAGE_METRICS
 
     return IMAGE_METRICS
 
@@ -326,7 +300,6 @@ def plot_data(result: Any, metric: str) -> tuple[list[dict[str, Any]], list[dict
 
 def plots_html(result: Any) -> str:
     """Both plots for every per-image metric that has values (SVG, no scripts)."""
-    from genimg.tasks.evaluate import BETTER, LABELS
 
     parts = []
     for key in result.metrics:
@@ -482,15 +455,14 @@ def write_report(result: Any, out_dir: str | Path, make_zip: bool = True) -> Rep
               "command": reproduce_args(result), "request": result.request,
               "models": result.models, "seeds": result.request["seeds"],
               "settings": {m: r["params"] for m, r in result.models.items()},
-              "cache_dir": result.cache_dir, "libraries": library_versions(), "hardware": hardware(),
+              "cache_dir": result.cache_dir, "libraries": library_versions(), "hardware": describe_hardware(),
               "python_executable": sys.executable}
-    from genimg.tasks.evaluate import _json_safe
 
     config_path = folder / "config.json"
-    config_path.write_text(json.dumps(_json_safe(config), indent=2), encoding="utf-8")
+    config_path.write_text(json.dumps(json_safe(config), indent=2), encoding="utf-8")
     json_path = folder / "results.json"
     payload = {**result.summary_json(), "rows": [r.as_dict() for r in result.rows], "created": created}
-    json_path.write_text(json.dumps(_json_safe(payload), indent=2), encoding="utf-8")
+    json_path.write_text(json.dumps(json_safe(payload), indent=2), encoding="utf-8")
     reproduce = folder / "reproduce.sh"
     reproduce.write_text(reproduce_script(result), encoding="utf-8")
     reproduce.chmod(0o755)

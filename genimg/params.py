@@ -1,4 +1,4 @@
-"""Validation of request parameters shared by every task (one set of rules and words)."""
+"""Request parameters shared by every task: their vocabulary and their validation (one set of rules and words)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,23 @@ from typing import Any
 
 from genimg.config import Limits
 from genimg.errors import GenimgError
+
+# Scheduler choice -> (diffusers class, the sampler name AUTOMATIC1111/Civitai use).
+SCHEDULERS: dict[str, tuple[str, str]] = {
+    "euler": ("EulerDiscreteScheduler", "Euler"),
+    "euler_a": ("EulerAncestralDiscreteScheduler", "Euler a"),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", "DPM++ 2M"),
+    "ddim": ("DDIMScheduler", "DDIM"),
+    "unipc": ("UniPCMultistepScheduler", "UniPC"),
+    "lcm": ("LCMScheduler", "LCM"),
+}
+DEFAULT_SCHEDULER = "default"  # whatever the model ships with
+MAX_SEED = 2**32 - 1
+
+
+def scheduler_names() -> list[str]:
+    """Scheduler choices offered to users, the model's own default first."""
+    return [DEFAULT_SCHEDULER, *SCHEDULERS]
 
 
 def check_prompt(prompt: Any, limits: Limits, *, what: str = "prompt", allow_empty: bool = False) -> str:

@@ -18,9 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from genimg.config import ASSETS_DIR
-
-EXAMPLES_DIR = ASSETS_DIR / "examples"
+from genimg.examples import example_paths
 
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "noise:25": ("nlm", "tv-chambolle", "wavelet", "bilateral", "waifu2x-noise1", "waifu2x-noise3", "dae"),
@@ -29,14 +27,6 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "down:4": ("nearest", "bicubic", "lanczos", "realesrgan-x4plus", "realesr-animevideov3-x4", "waifu2x-photo-x2"),
     "mask:strokes": ("biharmonic", "telea", "navier-stokes"),
 }
-
-
-def example_paths(rgb_only: bool = False) -> list[Path]:
-    """The bundled example images (sorted); ``rgb_only`` leaves out the grayscale and RGBA ones."""
-    paths = sorted(p for p in EXAMPLES_DIR.glob("*.png"))
-    if rgb_only:
-        paths = [p for p in paths if p.stem not in ("camera", "coffee-alpha")]
-    return paths
 
 
 def bench_restore(scenarios: dict[str, tuple[str, ...]] | None = None, images: list[Path] | None = None,

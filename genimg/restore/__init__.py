@@ -4,8 +4,7 @@
 - :mod:`genimg.restore.classical` — scikit-image / OpenCV / Pillow restorers (the ``classical`` backend);
 - :mod:`genimg.restore.ncnn_models` — Real-ESRGAN and waifu2x run through ``ncnn`` on the CPU, tiled;
 - :mod:`genimg.restore.dae` — the project's own small denoising autoencoder (trained here);
-- :mod:`genimg.restore.registry` — catalog entries → runnable methods;
-- :mod:`genimg.restore.bench` — :func:`bench_restore` over the bundled examples.
+- :mod:`genimg.restore.registry` — catalog entries → runnable methods.
 
 The task function is :func:`genimg.tasks.restore.restore`.
 """

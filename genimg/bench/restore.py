@@ -1,5 +1,7 @@
 """Benchmark of the restoration methods over the bundled examples: quality (PSNR/SSIM) and time.
 
+``python -m genimg restore --bench`` runs it (it is not a section of ``python -m genimg bench``).
+
 :func:`bench_restore` degrades each RGB example by each scenario (noise σ=25, blur σ=2,
 JPEG q=20, ×4 downscale, random strokes), restores it with the methods of the matching task
 through :func:`genimg.tasks.restore.restore` — the same path as the tab and the CLI — and
@@ -36,7 +38,9 @@ def bench_restore(scenarios: dict[str, tuple[str, ...]] | None = None, images: l
     Report: ``scenarios[spec]`` = {"baseline": degraded-input PSNR/SSIM, "methods": {id:
     {psnr, ssim, gain_db, seconds (median), brisque?, per_image, error?}}}, plus
     ``checks`` for the capability's acceptance goals. Methods that cannot run here
-    (missing weights) are reported with their error.
+    (missing weights) are reported with their error. ``images`` defaults to the RGB
+    examples, ``pool`` to a fresh pool over the catalog; ``progress`` gets one line per image.
+    Raises GenimgError for an unknown degradation spec; an undecodable image's error propagates.
     """
     from genimg.imageio import load_image
     from genimg.models.pool import ModelPool
@@ -123,7 +127,7 @@ def _checks(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_bench(report: dict[str, Any]) -> str:
-    """The report as a plain-text table (one block per scenario)."""
+    """:func:`bench_restore`'s report as a plain-text table (one block per scenario)."""
     lines = [f"bench_restore over {', '.join(report['images'])} (seed {report['seed']}, {report['total_s']} s)"]
     for spec, entry in report["scenarios"].items():
         base = entry["baseline"]

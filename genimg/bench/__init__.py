@@ -33,6 +33,7 @@ from genimg.bench.metrics import bench_metrics_section
 from genimg.bench.models import bench_cpu_dtype, bench_handle_reuse, tiny_catalog
 from genimg.bench.overhead import bench_dashboard_overhead
 from genimg.errors import GenimgError
+from genimg.hardware import describe
 
 # Section name -> runner(catalog, model_id, repeats), in the order they run.
 RUNNERS: dict[str, Callable[[dict[str, Any], str, int], dict[str, Any]]] = {
@@ -44,14 +45,15 @@ SECTIONS = tuple(RUNNERS)
 
 
 def environment() -> dict[str, Any]:
-    """Versions and the machine the report was measured on."""
+    """Versions and the machine (from :func:`genimg.hardware.describe`, whole under ``hardware``)."""
     import diffusers
     import gradio
 
+    info = describe()
     return {"genimg": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "diffusers": diffusers.__version__, "gradio": gradio.__version__, "machine": platform.machine(),
-            "processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "diffusers": diffusers.__version__, "gradio": gradio.__version__, "machine": info["machine"],
+            "processor": info["cpu"], "threads": info.get("torch_threads"),
+            "cuda": info["gpu"]["name"] if info.get("gpu") else None, "hardware": info}
 
 
 def run_bench(quick: bool = False, repeats: int | None = None, only: list[str] | None = None,

@@ -10,7 +10,6 @@ processes hits both alike. A ratio > 1 means ours is faster per image.
 
 from __future__ import annotations
 
-import platform
 import statistics
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from genimg.bench.timing import interleaved_samples
+from genimg.hardware import cpu_name
 
 
 def _pairs(n: int, size: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +49,7 @@ def bench_metrics(repeats: int = 5, batches: tuple[int, ...] = (1, 16), size: in
 
     report: dict[str, Any] = {"what": f"SSIM (Gaussian σ=1.5) per image, {size}x{size} RGB uint8; ratio = skimage / ours",
                               "repeats": repeats, "torch_threads": torch.get_num_threads(),
-                              "machine": platform.processor() or platform.machine()}
+                              "machine": cpu_name()}
     for batch in batches:
         a, b = _pairs(batch, size)
         ours = ssim(list(a), list(b)) if batch > 1 else np.array([ssim(a[0], b[0])])

@@ -12,7 +12,6 @@ times are warm: imports and first-inference costs are not counted.
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from genimg.examples import example_paths
+from genimg.hardware import cpu_name
 
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "noise:25": ("nlm", "tv-chambolle", "wavelet", "bilateral", "waifu2x-noise1", "waifu2x-noise3", "dae"),
@@ -50,7 +50,7 @@ def bench_restore(scenarios: dict[str, tuple[str, ...]] | None = None, images: l
     images = images or example_paths(rgb_only=True)
     pool = pool or ModelPool(budget_bytes=1 << 34)
     decoded = {p.stem: load_image(p) for p in images}
-    report: dict[str, Any] = {"images": list(decoded), "seed": seed, "machine": platform.processor() or platform.machine(),
+    report: dict[str, Any] = {"images": list(decoded), "seed": seed, "machine": cpu_name(),
                               "scenarios": {}}
     started_all = time.perf_counter()
     for spec, methods in scenarios.items():

@@ -160,8 +160,8 @@ def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
-    if args.random_weights or args.flops_only:  # the GPU suite (genimg/gpu_bench.py, docs/gpu.md)
-        from genimg import gpu_bench
+    if args.random_weights or args.flops_only:  # the GPU suite (genimg/bench/gpu.py, docs/gpu.md)
+        from genimg.bench import gpu as gpu_bench
 
         report = gpu_bench.run_random_weights(
             models=tuple(args.models), variants=tuple(args.variants), repeats=args.repeats or 20,
@@ -172,7 +172,7 @@ def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     from genimg.bench import run_bench
 
     if args.load:
-        from genimg.loadtest import bench_load
+        from genimg.bench.load import bench_load
 
         report = {"load": bench_load(clients=args.clients, requests_per_client=args.requests)}
         if not args.json:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from genimg import gpu_bench
+from genimg.bench import gpu as gpu_bench
 from genimg.errors import GenimgError
 from genimg.models import diffusers_backend as db
 from genimg.models.catalog import ModelSpec

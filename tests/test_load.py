@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from genimg.errors import GenimgError
-from genimg.loadtest import run_load
+from genimg.bench.load import run_load
 from genimg.models.pool import ModelPool
 
 # Growth over the second half of the run (32 requests, after concurrency's one-time growth of

@@ -420,7 +420,7 @@ def test_metrics_tab_builds_and_answers(tmp_path):
 
 
 def test_bench_metrics_reports_ratios():
-    from genimg.metrics.bench import bench_metrics
+    from genimg.bench.metrics import bench_metrics
 
     report = bench_metrics(repeats=1, batches=(1, 3), size=64)  # small: a smoke run; the real one is 256x256, 1 and 16
     assert set(report["ssim_throughput"]) == {"batch1", "batch3"}

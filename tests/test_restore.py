@@ -12,12 +12,10 @@ import pytest
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio as sk_psnr
 
-from genimg.config import ASSETS_DIR
 from genimg.errors import GenimgError
+from genimg.examples import EXAMPLES_DIR as EXAMPLES
 from genimg.imageio import load_image
 from genimg.restore.degrade import degrade, format_spec, gaussian_kernel, motion_kernel, parse_spec
-
-EXAMPLES = ASSETS_DIR / "examples"
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,7 @@ def _list(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _bench(args: argparse.Namespace) -> dict[str, Any]:
-    from genimg.restore.bench import bench_restore, format_bench
+    from genimg.bench.restore import bench_restore, format_bench
 
     report = bench_restore(progress=None if (args.quiet or args.json) else lambda text: print(text, file=sys.stderr))
     if not args.json:

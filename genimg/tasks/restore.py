@@ -1,7 +1,7 @@
 """Restoration: degrade → restore with several methods → score; or restore a user's image as is.
 
 The same function serves the Restore tab, ``python -m genimg restore``, the API
-(``/restore``), the tests and :func:`genimg.restore.bench.bench_restore`.
+(``/restore``), the tests and :func:`genimg.bench.restore.bench_restore`.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from genimg.examples import example_paths
 from genimg.outputs import attach_metadata
-from genimg.restore.bench import example_paths
 from genimg.restore.methods import MAX_METHODS, method_task, restore_methods
 from genimg.tasks.restore import RestoreResult, restore
 from genimg.ui.common import cells_progress, user_errors

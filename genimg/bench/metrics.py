@@ -1,20 +1,23 @@
-"""SSIM/PSNR throughput: genimg's batched torch SSIM against scikit-image on the same arrays.
+"""Bench section ``metrics``: genimg's batched torch SSIM (and PSNR) against scikit-image.
 
-``bench_metrics(repeats)`` is the ``metrics`` section of ``python -m genimg bench``. Both sides
-score the same uint8 RGB 256×256 pairs (a smooth random field and a noisy copy); batch 1 is
-one pair per call for both, batch 16 is one call of ours against 16 calls of scikit-image.
+``bench_metrics(repeats)`` is the ``metrics`` section of ``python -m genimg bench``
+(``python -m genimg.bench.metrics`` runs it alone). Both sides score the same uint8 RGB
+256×256 pairs (a smooth random field and a noisy copy); batch 1 is one pair per call for
+both, batch 16 is one call of ours against 16 calls of scikit-image.
 Trials are interleaved (ours, skimage, ours, ...) and medians reported, so load from other
 processes hits both alike. A ratio > 1 means ours is faster per image.
 """
 
 from __future__ import annotations
 
-import platform
 import statistics
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
+
+from genimg.bench.timing import interleaved_samples
+from genimg.hardware import cpu_name
 
 
 def _pairs(n: int, size: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -26,12 +29,6 @@ def _pairs(n: int, size: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     clean = field.astype(np.uint8)
     noisy = np.clip(field + rng.normal(0, 12, field.shape), 0, 255).astype(np.uint8)
     return clean, noisy
-
-
-def _timed(variants: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
-    from genimg.bench import interleaved_samples
-
-    return interleaved_samples(variants, repeats)
 
 
 def bench_metrics(repeats: int = 5, batches: tuple[int, ...] = (1, 16), size: int = 256) -> dict[str, Any]:
@@ -52,12 +49,12 @@ def bench_metrics(repeats: int = 5, batches: tuple[int, ...] = (1, 16), size: in
 
     report: dict[str, Any] = {"what": f"SSIM (Gaussian σ=1.5) per image, {size}x{size} RGB uint8; ratio = skimage / ours",
                               "repeats": repeats, "torch_threads": torch.get_num_threads(),
-                              "machine": platform.processor() or platform.machine()}
+                              "machine": cpu_name()}
     for batch in batches:
         a, b = _pairs(batch, size)
         ours = ssim(list(a), list(b)) if batch > 1 else np.array([ssim(a[0], b[0])])
         theirs = np.array([sk_ssim(a[i], b[i]) for i in range(batch)])
-        samples = _timed({
+        samples = interleaved_samples({
             "ours": (lambda: ssim(a, b)) if batch > 1 else (lambda: ssim(a[0], b[0])),
             "skimage": lambda: [sk_ssim(a[i], b[i]) for i in range(batch)],
         }, repeats)
@@ -71,7 +68,7 @@ def bench_metrics(repeats: int = 5, batches: tuple[int, ...] = (1, 16), size: in
         }
     n = max(batches)
     a, b = _pairs(n, size)
-    samples = _timed({"ours": lambda: psnr(a, b),
+    samples = interleaved_samples({"ours": lambda: psnr(a, b),
                       "skimage": lambda: [peak_signal_noise_ratio(a[i], b[i], data_range=255) for i in range(n)]}, repeats)
     report[f"psnr_batch{n}"] = {"ours_s_per_image": statistics.median(samples["ours"]) / n,
                                 "skimage_s_per_image": statistics.median(samples["skimage"]) / n,
@@ -80,6 +77,14 @@ def bench_metrics(repeats: int = 5, batches: tuple[int, ...] = (1, 16), size: in
     report["goal"] = "ours at least as fast as skimage per image (ratio >= 1) at every batch size"
     report["goal_met"] = all(r >= 1.0 for r in report["ssim_throughput"].values())
     return report
+
+
+def bench_metrics_section(_catalog: dict[str, Any], _model_id: str, repeats: int) -> dict[str, Any]:
+    """The section as ``python -m genimg bench`` calls it: :func:`bench_metrics` with ``repeats``.
+
+    The catalog and model arguments are unused (every section takes them).
+    """
+    return bench_metrics(repeats=repeats)
 
 
 if __name__ == "__main__":

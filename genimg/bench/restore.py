@@ -1,5 +1,7 @@
 """Benchmark of the restoration methods over the bundled examples: quality (PSNR/SSIM) and time.
 
+``python -m genimg restore --bench`` runs it (it is not a section of ``python -m genimg bench``).
+
 :func:`bench_restore` degrades each RGB example by each scenario (noise σ=25, blur σ=2,
 JPEG q=20, ×4 downscale, random strokes), restores it with the methods of the matching task
 through :func:`genimg.tasks.restore.restore` — the same path as the tab and the CLI — and
@@ -10,7 +12,6 @@ times are warm: imports and first-inference costs are not counted.
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -18,9 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from genimg.config import ASSETS_DIR
-
-EXAMPLES_DIR = ASSETS_DIR / "examples"
+from genimg.examples import example_paths
+from genimg.hardware import cpu_name
 
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "noise:25": ("nlm", "tv-chambolle", "wavelet", "bilateral", "waifu2x-noise1", "waifu2x-noise3", "dae"),
@@ -31,14 +31,6 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
 }
 
 
-def example_paths(rgb_only: bool = False) -> list[Path]:
-    """The bundled example images (sorted); ``rgb_only`` leaves out the grayscale and RGBA ones."""
-    paths = sorted(p for p in EXAMPLES_DIR.glob("*.png"))
-    if rgb_only:
-        paths = [p for p in paths if p.stem not in ("camera", "coffee-alpha")]
-    return paths
-
-
 def bench_restore(scenarios: dict[str, tuple[str, ...]] | None = None, images: list[Path] | None = None,
                   pool: Any = None, seed: int = 0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run every scenario's methods on the RGB examples; returns a JSON-able report.
@@ -46,7 +38,9 @@ def bench_restore(scenarios: dict[str, tuple[str, ...]] | None = None, images: l
     Report: ``scenarios[spec]`` = {"baseline": degraded-input PSNR/SSIM, "methods": {id:
     {psnr, ssim, gain_db, seconds (median), brisque?, per_image, error?}}}, plus
     ``checks`` for the capability's acceptance goals. Methods that cannot run here
-    (missing weights) are reported with their error.
+    (missing weights) are reported with their error. ``images`` defaults to the RGB
+    examples, ``pool`` to a fresh pool over the catalog; ``progress`` gets one line per image.
+    Raises GenimgError for an unknown degradation spec; an undecodable image's error propagates.
     """
     from genimg.imageio import load_image
     from genimg.models.pool import ModelPool
@@ -56,7 +50,7 @@ def bench_restore(scenarios: dict[str, tuple[str, ...]] | None = None, images: l
     images = images or example_paths(rgb_only=True)
     pool = pool or ModelPool(budget_bytes=1 << 34)
     decoded = {p.stem: load_image(p) for p in images}
-    report: dict[str, Any] = {"images": list(decoded), "seed": seed, "machine": platform.processor() or platform.machine(),
+    report: dict[str, Any] = {"images": list(decoded), "seed": seed, "machine": cpu_name(),
                               "scenarios": {}}
     started_all = time.perf_counter()
     for spec, methods in scenarios.items():
@@ -133,7 +127,7 @@ def _checks(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_bench(report: dict[str, Any]) -> str:
-    """The report as a plain-text table (one block per scenario)."""
+    """:func:`bench_restore`'s report as a plain-text table (one block per scenario)."""
     lines = [f"bench_restore over {', '.join(report['images'])} (seed {report['seed']}, {report['total_s']} s)"]
     for spec, entry in report["scenarios"].items():
         base = entry["baseline"]

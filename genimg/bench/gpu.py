@@ -2,7 +2,8 @@
 architectures with random weights, so timings need no download.
 
 Speed does not depend on weight values, only on shapes, dtypes and kernels, so every model
-here is built from its published ``config.json`` (written out below) and initialised at
+here is built from its published ``config.json`` (written out in :mod:`genimg.bench.gpu_configs`,
+with the reference figures and the counting helpers) and initialised at
 random on the GPU. Measured per model: UNet step latency at batch 1 and 2 (2 = classifier-free
 guidance) at the model's native size, VAE decode at 512², achieved TFLOP/s against the
 device's bf16 dense peak, for the variants fp16 eager / bf16 eager / bf16 channels_last /
@@ -20,7 +21,6 @@ recording and compilation happen in the warm-up).
 from __future__ import annotations
 
 import gc
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -28,79 +28,14 @@ from typing import Any, Callable
 
 import torch
 
+# The builders read MODELS / SD_VAE / OPENCLIP_H_TEXT through this module's names, so the CPU smoke
+# test can swap in tiny configs here.
+from genimg.bench.gpu_configs import (DEFAULT_COMPILE_MODE, END_TO_END_GOAL, MODELS, OPENCLIP_H_TEXT,
+                                      REFERENCE_TFLOP, SD_TURBO_SCHEDULER, SD_VAE, UNET_PEAK_GOAL,
+                                      VAE_PUBLISHED_PARAMS, VARIANTS, count_flops, count_parameters,
+                                      device_peak_bf16_tflops)
+from genimg.bench.timing import stats as _stats
 from genimg.errors import GenimgError
-
-# --- published architectures (the config.json files of the hub repositories) ---------------------
-# runwayml/stable-diffusion-v1-5 unet/config.json ("attention_head_dim": 8 is the head *count*,
-# a historical misnomer kept by diffusers).
-SD15_UNET: dict[str, Any] = {
-    "act_fn": "silu", "attention_head_dim": 8, "block_out_channels": [320, 640, 1280, 1280],
-    "center_input_sample": False, "cross_attention_dim": 768,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    "downsample_padding": 1, "flip_sin_to_cos": True, "freq_shift": 0, "in_channels": 4, "layers_per_block": 2,
-    "mid_block_scale_factor": 1, "norm_eps": 1e-05, "norm_num_groups": 32, "out_channels": 4, "sample_size": 64,
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-}
-# stabilityai/sd-turbo unet/config.json = SD 2.1 (base, 512 px) UNet: OpenCLIP-H context (1024),
-# per-level head dims, linear projections in the transformer blocks.
-SD21_UNET: dict[str, Any] = {
-    **SD15_UNET, "attention_head_dim": [5, 10, 20, 20], "cross_attention_dim": 1024,
-    "use_linear_projection": True, "dual_cross_attention": False, "only_cross_attention": False,
-    "upcast_attention": False, "num_class_embeds": None, "resnet_time_scale_shift": "default",
-}
-# stabilityai/stable-diffusion-xl-base-1.0 unet/config.json
-SDXL_UNET: dict[str, Any] = {
-    "act_fn": "silu", "addition_embed_type": "text_time", "addition_embed_type_num_heads": 64,
-    "addition_time_embed_dim": 256, "attention_head_dim": [5, 10, 20], "block_out_channels": [320, 640, 1280],
-    "center_input_sample": False, "class_embed_type": None, "cross_attention_dim": 2048,
-    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-    "downsample_padding": 1, "dual_cross_attention": False, "flip_sin_to_cos": True, "freq_shift": 0,
-    "in_channels": 4, "layers_per_block": 2, "mid_block_scale_factor": 1, "norm_eps": 1e-05, "norm_num_groups": 32,
-    "num_class_embeds": None, "only_cross_attention": False, "out_channels": 4,
-    "projection_class_embeddings_input_dim": 2816, "resnet_time_scale_shift": "default", "sample_size": 128,
-    "transformer_layers_per_block": [1, 2, 10],
-    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"], "use_linear_projection": True,
-}
-# The SD VAE (runwayml/stable-diffusion-v1-5 vae/config.json; SD 2.x and SDXL share the architecture).
-SD_VAE: dict[str, Any] = {
-    "act_fn": "silu", "block_out_channels": [128, 256, 512, 512],
-    "down_block_types": ["DownEncoderBlock2D"] * 4, "in_channels": 3, "latent_channels": 4, "layers_per_block": 2,
-    "norm_num_groups": 32, "out_channels": 3, "sample_size": 512, "scaling_factor": 0.18215,
-    "up_block_types": ["UpDecoderBlock2D"] * 4,
-}
-# stabilityai/sd-turbo text_encoder/config.json (OpenCLIP ViT-H/14 text tower, penultimate layer: 23 layers).
-OPENCLIP_H_TEXT: dict[str, Any] = {
-    "attention_dropout": 0.0, "bos_token_id": 0, "dropout": 0.0, "eos_token_id": 2, "hidden_act": "gelu",
-    "hidden_size": 1024, "initializer_factor": 1.0, "initializer_range": 0.02, "intermediate_size": 4096,
-    "layer_norm_eps": 1e-05, "max_position_embeddings": 77, "num_attention_heads": 16, "num_hidden_layers": 23,
-    "pad_token_id": 1, "projection_dim": 512, "vocab_size": 49408,
-}
-# stabilityai/sd-turbo scheduler/scheduler_config.json
-SD_TURBO_SCHEDULER: dict[str, Any] = {
-    "beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_start": 0.00085, "clip_sample": False,
-    "interpolation_type": "linear", "num_train_timesteps": 1000, "prediction_type": "epsilon",
-    "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1, "timestep_spacing": "trailing",
-    "trained_betas": None, "use_karras_sigmas": False,
-}
-
-# name -> (UNet config, latent side at the native resolution, published parameter count)
-MODELS: dict[str, tuple[dict[str, Any], int, int]] = {
-    "sd15": (SD15_UNET, 64, 859_520_964),
-    "sd-turbo": (SD21_UNET, 64, 865_910_724),
-    "sdxl": (SDXL_UNET, 128, 2_567_463_684),
-}
-VAE_PUBLISHED_PARAMS = 83_653_863
-# The issue's reference figures (TFLOP = 1e12 floating-point operations, multiply-add = 2).
-REFERENCE_TFLOP = {"sd15": 0.80, "sdxl": 6.76, "vae_decode_512": 2.5}
-VARIANTS = ("fp16", "bf16", "bf16_channels_last", "bf16_compile")
-# bf16 dense tensor-core peak (TFLOP/s, no sparsity) by device name; more specific names first.
-PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
-    ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("GH200", 989.0), ("H200", 989.0), ("H100", 989.0),
-    ("A100", 312.0), ("L40S", 362.0), ("L4", 121.0),
-)
-UNET_PEAK_GOAL = 0.40        # UNet at >= 40% of the bf16 peak
-END_TO_END_GOAL = 1.10       # genimg <= 1.1x the fastest bare diffusers configuration
-DEFAULT_COMPILE_MODE = "reduce-overhead"  # CUDA graphs; max-autotune adds minutes of autotuning per model
 
 
 def build_unet(name: str, device: str | torch.device = "meta") -> torch.nn.Module:
@@ -146,23 +81,6 @@ def unet_inputs(name: str, batch: int, device: str | torch.device, dtype: torch.
         kwargs["added_cond_kwargs"] = {"text_embeds": make(batch, 1280, device=device, dtype=dtype),
                                        "time_ids": make(batch, 6, device=device, dtype=dtype)}
     return (sample, timestep), kwargs
-
-
-def count_parameters(module: torch.nn.Module) -> int:
-    """Number of parameters (works on the meta device)."""
-    return sum(p.numel() for p in module.parameters())
-
-
-def count_flops(fn: Callable[[], Any]) -> tuple[int, dict[str, int]]:
-    """FLOPs of ``fn()`` by torch's FlopCounterMode (matmuls, convolutions, attention; norms and
-    pointwise ops count 0, as in the usual published figures). Returns (total, per aten op)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        fn()
-    per_op = {str(op): int(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
-    return int(counter.get_total_flops()), per_op
 
 
 def unet_flops(name: str, batch: int = 1, side: int | None = None, unet: torch.nn.Module | None = None) -> int:
@@ -224,14 +142,6 @@ def flops_report(models: tuple[str, ...] = tuple(MODELS)) -> dict[str, Any]:
     return out
 
 
-def device_peak_bf16_tflops(device_name: str) -> float | None:
-    """The bf16 dense peak of a GPU by its ``torch.cuda.get_device_name``; None when unknown."""
-    for key, peak in PEAK_BF16_TFLOPS:
-        if key.lower() in device_name.lower():
-            return peak
-    return None
-
-
 # --- timing -------------------------------------------------------------------------------------
 # The timed code runs on CUDA; the CPU smoke test points this at "cpu" with tiny configs.
 DEVICE = "cuda"
@@ -250,15 +160,14 @@ def _bf16_ok() -> bool:
     return torch.cuda.is_bf16_supported() if _on_cuda() else True
 
 
-def _stats(samples: list[float]) -> dict[str, float]:
-    return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples), "n": len(samples)}
-
-
 WARMUP = 3  # calls before timing: cuDNN/cuBLAS heuristics, allocator growth, compile + CUDA-graph recording
 
 
 def cuda_time(fn: Callable[[], Any], repeats: int, warmup: int | None = None) -> dict[str, float]:
-    """Median/min/max seconds of ``fn`` over ``repeats`` trials, each between two device syncs."""
+    """Median/min/max seconds of ``fn`` over ``repeats`` trials, each between two device syncs.
+
+    ``warmup`` untimed calls first (default :data:`WARMUP`); whatever ``fn`` raises propagates.
+    """
     for _ in range(WARMUP if warmup is None else warmup):
         fn()
     _sync()
@@ -331,7 +240,12 @@ def _measure(row: dict[str, Any], key: str, fn: Callable[[], Any], flops: int, p
 
 def bench_unet(name: str, variants: tuple[str, ...], repeats: int, compile_mode: str,
                peak: float | None) -> dict[str, Any]:
-    """UNet step latency at batch 1 and 2 for each variant; TFLOP/s and % of the bf16 peak."""
+    """UNet step latency at batch 1 and 2 for each variant; TFLOP/s and % of the bf16 peak.
+
+    Takes the model name, the variants, trials per measurement, the torch.compile mode and the
+    device's bf16 peak (None: unknown). Returns resolution, TFLOP per step and per variant its
+    rows; a variant that fails here (no triton, out of memory...) is a row with its error.
+    """
     flops1 = unet_flops(name, 1)
     side = MODELS[name][1] * 8
     notes: list[str] = []
@@ -353,7 +267,11 @@ def bench_unet(name: str, variants: tuple[str, ...], repeats: int, compile_mode:
 
 
 def bench_vae(variants: tuple[str, ...], repeats: int, compile_mode: str, peak: float | None) -> dict[str, Any]:
-    """VAE decode of one 512² image per variant (the decoder is what a text-to-image call runs)."""
+    """VAE decode of one 512² image per variant (the decoder is what a text-to-image call runs).
+
+    Takes what :func:`bench_unet` takes, less the model. Returns TFLOP per decode and per
+    variant its row (or its error).
+    """
     flops = vae_decode_flops(512)
     notes: list[str] = []
     result: dict[str, Any] = {"resolution": 512, "tflop": flops / 1e12, "variants": {}, "notes": notes}
@@ -411,7 +329,12 @@ E2E_SIDE = 512  # SD-Turbo's native size (the CPU smoke test shrinks it)
 
 def bench_end_to_end(repeats: int, compile_mode: str, workdir: Path) -> dict[str, Any]:
     """genimg's generate (pool + task function + loader fast path) vs bare diffusers configurations,
-    interleaved trial by trial, all on the same saved SD-Turbo-shaped pipeline."""
+    interleaved trial by trial, all on the same saved SD-Turbo-shaped pipeline.
+
+    Takes trials per configuration, the torch.compile mode and a scratch folder for the saved
+    pipeline. Returns the timings, the errors of configurations that could not load, genimg's
+    fast-path notes, the ratios to the fastest bare configuration and the goal.
+    """
     from diffusers import StableDiffusionPipeline
 
     from genimg.models.catalog import ModelSpec

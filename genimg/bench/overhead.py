@@ -1,0 +1,102 @@
+"""Bench section ``dashboard_overhead``: what the task function and the dashboard add to a bare call.
+
+One request, four ways, interleaved trial by trial: the bare diffusers pipeline, the task
+function (:func:`genimg.tasks.generate.generate`), ``/generate`` over plain HTTP (Gradio's
+REST call API, as curl would) and ``/generate`` through ``gradio_client``, against the real
+app served on a free loopback port. Outside checks read ``http_over_bare`` from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from genimg.bench.timing import interleaved, ratio
+
+
+def bench_dashboard_overhead(catalog: dict[str, Any], model_id: str, repeats: int) -> dict[str, Any]:
+    """Bare pipeline call vs genimg.tasks.generate vs /generate over HTTP and through gradio_client.
+
+    Takes a catalog (id -> ModelSpec), the model and the trials per variant. Returns the
+    timings, the ratios (``direct_over_bare``, ``http_over_bare``, ``api_over_bare``,
+    ``api_over_direct``) and the goal. Raises RuntimeError when /generate over HTTP fails.
+    """
+    import json
+
+    import httpx
+    from gradio_client import Client
+
+    from genimg.models.pool import ModelPool
+    from genimg.tasks.generate import GenerateRequest, generate, resolve_request
+    from genimg.ui.app import build_app
+
+    pool = ModelPool(dict(catalog))
+    spec = pool.spec(model_id)
+    request = GenerateRequest(prompt="a small red circle on a blue background", model=model_id, seed=1234)
+    resolved = resolve_request(request, spec)
+    with pool.acquire(model_id) as lease:
+        pipe = lease.model
+
+    def bare() -> None:
+        with torch.inference_mode():
+            pipe(prompt=resolved["prompt"], width=resolved["width"], height=resolved["height"],
+                 num_inference_steps=resolved["steps"], guidance_scale=resolved["guidance"],
+                 generator=[torch.Generator("cpu").manual_seed(resolved["seed"])], output_type="pil")
+
+    def direct() -> None:
+        generate(request, pool)
+
+    demo = build_app(pool)
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+
+        def through_api() -> None:
+            client.predict(request.prompt, "", model_id, None, None, None, None, "default", 1234, 1,
+                           api_name="/generate")
+
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+
+        def through_http() -> None:
+            # What curl (or any HTTP client) does: Gradio's REST call API, then fetch the image.
+            # gradio_client polls its SSE message queue every 50 ms (gradio_client/utils.py), so
+            # this path is the one that shows the server's own overhead.
+            data = [request.prompt, "", model_id, None, None, None, None, "default", 1234, 1]
+            event = http.post("/gradio_api/call/generate", json={"data": data}).json()["event_id"]
+            payload = None
+            with http.stream("GET", f"/gradio_api/call/generate/{event}") as stream:
+                kind = None
+                for line in stream.iter_lines():
+                    if line.startswith("event:"):
+                        kind = line.split(":", 1)[1].strip()
+                    elif line.startswith("data:") and kind in ("complete", "error"):
+                        payload = json.loads(line.split(":", 1)[1])
+                        break
+            if kind != "complete" or not payload:
+                raise RuntimeError(f"/generate over HTTP failed: {kind} {payload}")
+            http.get(payload[0][0]["image"]["url"]).raise_for_status()
+
+        timings = interleaved({"bare_pipeline": bare, "direct_task": direct, "http_api": through_http,
+                               "gradio_client": through_api}, repeats)
+        http.close()
+    finally:
+        import contextlib
+        import sys
+
+        with contextlib.redirect_stdout(sys.stderr):  # Gradio prints "Closing server..." on stdout
+            demo.close()
+    return {
+        "model": model_id, "params": {k: resolved[k] for k in ("width", "height", "steps", "guidance")},
+        **timings,
+        "direct_over_bare": ratio(timings, "direct_task", "bare_pipeline"),
+        "http_over_bare": ratio(timings, "http_api", "bare_pipeline"),
+        "api_over_bare": ratio(timings, "gradio_client", "bare_pipeline"),
+        "api_over_direct": ratio(timings, "gradio_client", "direct_task"),
+        "goal": "http_over_bare and api_over_bare <= 1.10 on the embedded diffusion model",
+    }

@@ -94,7 +94,9 @@ def fast_path_options(spec: ModelSpec, placement: Placement) -> FastPath:
 
 
 def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    from genimg.models import hub
+
+    return hub.offline()
 
 
 def _provide_hint(repo_id: str) -> str:
@@ -128,7 +130,8 @@ def availability(spec: ModelSpec) -> tuple[bool, str]:
     if isinstance(cached, str):
         return True, "in the Hugging Face cache"
     if _hub_offline():
-        return False, f"weights for {spec.source} are not in the Hugging Face cache and the hub is offline: " + _provide_hint(spec.source)
+        return False, (f"weights missing: {spec.source} is not in the Hugging Face cache and the hub is not "
+                       "reachable from here; to add it, " + _provide_hint(spec.source))
     return True, f"not cached: will be downloaded from the hub ({spec.source}) on first use"
 
 

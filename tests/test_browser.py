@@ -131,7 +131,8 @@ def test_compare_two_models(page, artifacts_dir):
     assert sorted(r[0] for r in cells) == ["tiny-a", "tiny-b"], cells
     for row in cells:
         assert row[1].startswith("cpu/"), f"'runs on' should name the placement: {row}"
-        assert float(row[3]) > 0, f"steps/s not positive: {row}"
+        assert re.fullmatch(r"\d+(\.\d+)? (steps|images)/s", row[3]) and float(row[3].split()[0]) > 0, \
+            f"speed not positive: {row}"
         assert row[-1] == "", f"model reported an error: {row}"
     expect(error_toasts(page)).to_have_count(0)
     page.screenshot(path=str(artifacts_dir / "compare.png"), full_page=True)

@@ -134,7 +134,9 @@ def mean_ci_text(stats: dict[str, Any]) -> str:
     if low is None and isinstance(stats.get("ci"), list):
         low, high = stats["ci"]
     if low is None or high is None:
-        return f"{_fmt(mean)} (n={stats.get('n', stats.get('n_a', '?'))}, no CI)"
+        n = stats.get("n", stats.get("n_a", "?"))
+        why = "too few values for an interval" if stats.get("ci_note") else "no CI"
+        return f"{_fmt(mean)} (n={n}, {why})"
     return f"{_fmt(mean)} [{_fmt(low)}, {_fmt(high)}]"
 
 
@@ -157,10 +159,31 @@ def csv_rows(result: Any) -> tuple[list[str], list[list[Any]]]:
     return header, rows
 
 
-def summary_table(result: Any) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of the per-model table: mean [95% CI] of every metric, latency, images/s."""
-    image_keys = [k for k in result.metrics if k in _image_metric_keys()]
-    set_keys = [k for k in result.metrics if k not in image_keys]
+def unavailable_metrics(keys: list[str], summary: dict[str, Any]) -> dict[str, str]:
+    """Metrics of ``keys`` no model could be scored on because something is missing on this machine (key → why),
+    from a result's per-model ``summary``. Said once above the table instead of in every row (e.g. CLIP
+    without its weights)."""
+    out: dict[str, str] = {}
+    for k in keys:
+        notes = []
+        for s in summary.values():
+            stats = (s.get("metrics", {}).get(k) or s.get("set_metrics", {}).get(k) or {})
+            if stats.get("n") or stats.get("value") is not None or stats.get("mean") is not None:
+                break
+            notes.append(str(stats.get("note", "")))
+        else:
+            if notes and all(n.startswith("unavailable") for n in notes):
+                out[k] = notes[0].removeprefix("unavailable: ")
+    return out
+
+
+def summary_table(result: Any, skip: Any = ()) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the per-model table: mean [95% CI] of every metric, latency, images/s.
+
+    ``skip``: metric keys left out (those :func:`unavailable_metrics` reports once instead).
+    """
+    image_keys = [k for k in result.metrics if k in _image_metric_keys() and k not in skip]
+    set_keys = [k for k in result.metrics if k not in _image_metric_keys() and k not in skip]
 
     header = ["model", "images", "latency median s", "images/s"] + [LABELS.get(k, k) for k in image_keys + set_keys]
     rows = []
@@ -181,7 +204,6 @@ def summary_table(result: Any) -> tuple[list[str], list[list[str]]]:
 
 
 def _image_metric_keys() -> tuple[str, ...]:
-
     return IMAGE_METRICS
 
 

@@ -40,6 +40,7 @@ class ModelSpec:
     default: bool = False         # the default model for its first task
     defaults: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    domain: str | None = None     # the prompt domain it draws (genimg.domains); None: open vocabulary
 
     def local_path(self) -> Path | None:
         """The folder the weights live in, or None for a hub id.
@@ -74,6 +75,7 @@ def _spec_from_entry(entry: dict[str, Any], where: str) -> ModelSpec:
         default=bool(entry.get("default", False)),
         defaults=dict(entry.get("defaults", {})),
         options=dict(entry.get("options", {})),
+        domain=str(entry["domain"]) if entry.get("domain") else None,
     )
 
 

@@ -39,7 +39,8 @@ class CompareCell:
                 "text_encode_s": round(t.text_encode_s, 4), "denoise_s": round(t.denoise_s, 4),
                 "decode_s": round(t.decode_s, 4), "peak_memory_mb": round(t.peak_memory_bytes / 2**20, 1),
                 "memory_kind": t.memory_kind, "width": self.result.params["width"],
-                "height": self.result.params["height"]}
+                "height": self.result.params["height"], "images": len(self.result.images),
+                "images_per_s": round(len(self.result.images) / t.total_s, 3) if t.total_s > 0 else None}
 
 
 @dataclass

@@ -105,13 +105,22 @@ class RestoreResult:
         return rows + [out.row() for out in self.outputs]
 
     def best(self) -> dict[str, str]:
-        """The method with the best PSNR (highest), SSIM (highest), BRISQUE (lowest) and time (lowest)."""
+        """The method with the best PSNR (highest), SSIM (highest), BRISQUE (lowest) and time (lowest).
+
+        A quality winner is named only when it beats the input it was given (the degraded image's own
+        PSNR / SSIM / BRISQUE): a method that made things worse is never "best", even if the others did too.
+        """
         done = [o for o in self.outputs if o.error is None]
         best: dict[str, str] = {}
         for key, pick in (("psnr", max), ("ssim", max), ("brisque", min), ("seconds", min)):
             scored = [o for o in done if getattr(o, key) is not None]
-            if scored:
-                best[key] = pick(scored, key=lambda o: getattr(o, key)).method
+            if not scored:
+                continue
+            winner = pick(scored, key=lambda o: getattr(o, key))
+            baseline = self.baseline.get(key)
+            if key != "seconds" and baseline is not None and pick(getattr(winner, key), baseline) == baseline:
+                continue  # no better than doing nothing
+            best[key] = winner.method
         return best
 
     def record(self, method: MethodResult | None = None) -> dict[str, Any]:

@@ -22,7 +22,22 @@ from genimg.ui import compare_tab, evaluate_tab, generate_tab, metrics_tab, rest
 log = logging.getLogger("genimg.ui")
 
 CSS = """
-#generate-timing, #compare-table { font-variant-numeric: tabular-nums; }
+#generate-timing, #compare-table, #restore-table, #style-table, #metrics-table, #evaluate-table {
+  font-variant-numeric: tabular-nums; }
+/* Results read at a fixed, comfortable size (256-320 px a tile), left to right, never clipped in a box. */
+.results-grid .grid-container { grid-template-columns: repeat(auto-fill, minmax(256px, 320px)) !important;
+  justify-content: start; }
+.results-grid .thumbnail-item { aspect-ratio: 1 / 1; }
+.results-grid .grid-wrap, .model-columns .grid-wrap { max-height: none !important; height: auto !important;
+  overflow: visible !important; }
+/* Small outputs (the 64 px embedded models) enlarged crisply on screen; the PNG itself stays native. */
+.pixel-art img { image-rendering: pixelated; }
+/* Compare: exactly one column per model (Gradio sets --grid-cols from the model count). */
+.model-columns .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(160px, 300px)) !important;
+  justify-content: start; }
+.model-columns .thumbnail-item { aspect-ratio: 1 / 1; }
+.footnote { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
+.caption-label { white-space: normal !important; max-width: 100% !important; }
 """
 
 

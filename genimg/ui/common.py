@@ -37,15 +37,74 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+MISSING = "weights missing"
+SMALL_IMAGE = 256  # results smaller than this (px, longer side) are shown enlarged, pixel-crisp
+
+
 def model_choices(pool: Any, task: str) -> list[tuple[str, str]]:
-    """(label, id) pairs for a dropdown: catalog models for ``task``, unavailable ones marked."""
+    """(label, id) pairs for a model picker: catalog models for ``task``; those that cannot load here
+    are labelled "— weights missing" (:func:`model_note` says how to add them)."""
     choices = []
     for spec in pool.catalog.values():
         if task not in spec.tasks:
             continue
         ok, _reason = pool.availability(spec.id)
-        choices.append((spec.name if ok else f"{spec.name} (weights missing)", spec.id))
+        choices.append((spec.name if ok else f"{spec.name} — {MISSING}", spec.id))
     return choices
+
+
+def model_note(pool: Any, model_id: str | None) -> str:
+    """Markdown under a model picker: how to add missing weights, or what the model can draw."""
+    from genimg.domains import domain_of
+
+    if not model_id:
+        return ""
+    try:
+        spec = pool.spec(model_id)
+        ok, reason = pool.availability(spec.id)
+    except GenimgError as exc:
+        return f"⚠ {exc}"
+    if not ok:
+        return f"⚠ **{spec.name}: {MISSING}.** How to add them: {reason}"
+    domain = domain_of(spec)
+    return f"**Draws:** {domain.vocabulary}" if domain is not None else ""
+
+
+def prompt_note(pool: Any, model_ids: Any, prompt: str) -> str:
+    """An inline note when ``prompt`` is outside what the chosen model(s) can draw (empty when fine)."""
+    from genimg.domains import domain_of
+
+    ids = [model_ids] if isinstance(model_ids, str) else list(model_ids or [])
+    for model_id in ids:
+        try:
+            domain = domain_of(pool.spec(model_id))
+        except GenimgError:
+            continue
+        note = domain.check(prompt) if domain is not None else None
+        if note:
+            return f"ℹ {note}"
+    return ""
+
+
+def example_prompts(pool: Any, model_ids: Any) -> list[list[str]]:
+    """Clickable example prompts (Dataset samples) for the chosen model(s)' prompt domain."""
+    from genimg.domains import domain_of
+
+    ids = [model_ids] if isinstance(model_ids, str) else list(model_ids or [])
+    for model_id in ids:
+        try:
+            domain = domain_of(pool.spec(model_id))
+        except GenimgError:
+            continue
+        if domain is not None:
+            return [[p] for p in domain.examples()]
+    return [["a lighthouse at dusk, oil painting"], ["a red fox in the snow, photograph"]]
+
+
+def results_gallery_classes(images: list[Any]) -> list[str]:
+    """CSS classes for a results gallery: small images are enlarged pixel-crisp (the files stay native)."""
+    small = bool(images) and max(max(getattr(i, "size", (SMALL_IMAGE, SMALL_IMAGE))) for i in images) < SMALL_IMAGE
+    return ["results-grid", "pixel-art"] if small else ["results-grid"]
 
 
 def step_progress(progress: gr.Progress, desc: str) -> Callable[..., None]:

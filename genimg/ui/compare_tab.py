@@ -9,15 +9,29 @@ import gradio as gr
 from genimg.tasks.compare import compare
 from genimg.params import scheduler_names
 from genimg.tasks.generate import GenerateRequest
-from genimg.ui.common import cells_progress, model_choices, user_errors
+from genimg.ui.common import (cells_progress, example_prompts, model_choices, prompt_note, results_gallery_classes,
+                              user_errors)
 from genimg.ui.generate_tab import gallery_items
 
-TABLE_COLUMNS = ["model", "runs on", "wall s", "steps/s", "denoise s", "decode s", "peak MB", "first load s", "error"]
+TABLE_COLUMNS = ["model", "runs on", "wall s", "speed", "denoise s", "decode s", "peak MB", "first load s", "error"]
+MEMORY_NOTE = ("**peak MB** — on a GPU, the allocator's peak during the timed call; on the CPU, how much the "
+               "process's resident memory grew during it (sampled every 50 ms). \"–\" means it did not grow "
+               "measurably: the model reused memory it already held, not that it needed none. **speed** — "
+               "denoising steps per second for multi-step models; images per second for one-step models "
+               "(a GAN or VAE has no steps to count).")
 
 
 def runs_on(model_info: dict[str, Any]) -> str:
     """Where and how a model ran, e.g. "cpu/float32 · onnxruntime" (a fair comparison shows it)."""
     return " · ".join(str(model_info[k]) for k in ("placement", "runtime") if model_info.get(k))
+
+
+def speed(summary: dict[str, Any]) -> str:
+    """Steps/s for a multi-step model; images/s for a one-step one (whose "steps" mean nothing)."""
+    if summary.get("steps", 0) <= 1:
+        images = summary.get("images", 1)
+        return f"{images / summary['wall_s']:.1f} images/s" if summary["wall_s"] > 0 else "–"
+    return f"{summary['steps_per_s']:.2f} steps/s"
 
 
 def table_rows(result: Any) -> list[list[Any]]:
@@ -28,8 +42,9 @@ def table_rows(result: Any) -> list[list[Any]]:
         if cell.result is None:
             rows.append([cell.model, None, None, None, None, None, None, None, cell.error])
         else:
-            rows.append([cell.model, runs_on(cell.result.model), round(s["wall_s"], 3), round(s["steps_per_s"], 2),
-                         round(s["denoise_s"], 3), round(s["decode_s"], 3), s["peak_memory_mb"],
+            rows.append([cell.model, runs_on(cell.result.model), round(s["wall_s"], 3), speed(s),
+                         round(s["denoise_s"], 3), round(s["decode_s"], 3),
+                         round(s["peak_memory_mb"]) if s["peak_memory_mb"] >= 1 else "–",
                          round(s["load_s"], 2) or None, ""])
     return rows
 
@@ -54,7 +69,11 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     default = (embedded + [m for m in runnable if m not in embedded])[:4]
     with gr.Row():
         with gr.Column(scale=3):
-            prompt = gr.Textbox(label="Prompt", lines=1, max_lines=6, elem_id="compare-prompt")
+            prompt = gr.Textbox(label="Prompt", lines=1, max_lines=6, elem_id="compare-prompt",
+                                placeholder="a blue circle above a small yellow square on a black background")
+            note = gr.Markdown(elem_id="compare-note")
+            examples = gr.Dataset(components=[prompt], samples=example_prompts(pool, default),
+                                  label="Examples (click one)", elem_id="compare-examples")
             negative = gr.Textbox(label="Negative prompt", lines=1)
         with gr.Column(scale=2):
             models = gr.CheckboxGroup(choices=choices, value=default, label="Models (2-4)",
@@ -72,10 +91,12 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
             seed = gr.Number(label="Seed (-1 = random)", value=-1, precision=0)
             batch = gr.Number(label="Seeds per model", value=1, precision=0)
             warmup = gr.Checkbox(label="Warm-up run for freshly loaded models", value=True)
-    gallery = gr.Gallery(label="One column per model", show_label=False, columns=2, height=400, format="png",
-                         elem_id="compare-gallery", object_fit="contain")
+    gallery = gr.Gallery(label="One column per model", show_label=False, columns=max(2, len(default)), height="auto",
+                         format="png", elem_id="compare-gallery", object_fit="contain",
+                         elem_classes=["model-columns"])
     table = gr.Dataframe(headers=TABLE_COLUMNS, label="Timings (warm, device-synchronised)", interactive=False,
                          elem_id="compare-table")
+    gr.Markdown(MEMORY_NOTE, elem_classes=["footnote"])
     with gr.Accordion("All numbers (JSON)", open=False):
         record = gr.JSON(show_label=False)
     # The shared settings apply only when the user turns "each model's own" off.
@@ -95,11 +116,14 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         result = compare(request, list(model_ids or []), pool, progress=cells_progress(progress),
                          warmup=bool(do_warmup))
         payload = {"seeds": result.seeds, "cells": [c.summary() for c in result.cells]}
-        columns = len(result.cells)
-        # Tall enough for every row of square cells at this column count (~1150 px wide page).
-        height = min(1200, 40 + len(result.seeds) * 1150 // columns)
-        return (gr.Gallery(value=grid(result), columns=columns, height=height), table_rows(result), payload)
+        images = [c.result.images[0] for c in result.cells if c.result is not None and c.result.images]
+        classes = ["model-columns", *(["pixel-art"] if "pixel-art" in results_gallery_classes(images) else [])]
+        return (gr.Gallery(value=grid(result), columns=len(result.cells), elem_classes=classes), table_rows(result),
+                payload)
 
+    gr.on([prompt.change, models.change], lambda text, ids: prompt_note(pool, ids, text), [prompt, models], note,
+          api_name=False, queue=False, show_progress="hidden")
+    examples.click(lambda sample: sample[0], examples, prompt, api_name=False, queue=False)
     run.click(on_compare, [prompt, negative, models, width, height, steps, guidance, scheduler, seed, batch, warmup, own],
               [gallery, table, record], api_name="compare")
     return {"prompt": prompt, "models": models, "gallery": gallery, "table": table}

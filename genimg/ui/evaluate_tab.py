@@ -17,7 +17,8 @@ import gradio as gr
 import pandas as pd
 
 from genimg.errors import GenimgError
-from genimg.evaluation.report import mean_ci_text, report_fragment, summary_table, write_report
+from genimg.evaluation.report import (mean_ci_text, report_fragment, summary_table, unavailable_metrics,
+                                      write_report)
 from genimg.evaluation.inputs import (ALL_METRICS, BETTER, DEFAULT_METRICS, IMAGE_METRICS, LABELS, grammar_prompts,
                                       parse_seeds, read_prompts_file)
 from genimg.evaluation.scoring import quality_metric
@@ -91,7 +92,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
             with gr.Row():
                 prompts_file = GatedTextFile(label="…or a prompts file (.txt, one per line)", file_types=[".txt"],
                                        type="filepath", height=100, elem_id="evaluate-prompts-file")
-                grammar_n = gr.Number(label="…and/or N prompts of the grammar eval set (0 = off, max 64)", value=0,
+                grammar_n = gr.Number(label="…and/or N prompts of the grammar eval set (0 = off, max 64)", value=4,
                                       precision=0, minimum=0, maximum=64, elem_id="evaluate-grammar")
         with gr.Column(scale=2):
             models = gr.CheckboxGroup(choices=choices, value=default_models, label="Models", elem_id="evaluate-models")
@@ -115,8 +116,10 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         metrics = gr.CheckboxGroup(choices=metric_choices(), value=list(DEFAULT_METRICS), label="Metrics",
                                    elem_id="evaluate-metrics")
         use_cache = gr.Checkbox(label="Reuse cached cells (same model weights, settings, prompt and seed)", value=True)
-    gallery = gr.Gallery(label="Images: one column per model", columns=4, height=420, format="png",
-                         elem_id="evaluate-gallery", object_fit="contain")
+    gallery = gr.Gallery(label="Images: one column per model", columns=max(1, len(default_models)), height="auto",
+                         format="png", elem_id="evaluate-gallery", object_fit="contain",
+                         elem_classes=["model-columns", "pixel-art"])
+    missing = gr.Markdown(elem_id="evaluate-unavailable", elem_classes=["footnote"])
     table = gr.Dataframe(label="Per model: mean [95% CI] (★ = on the latency–quality Pareto front)",
                          interactive=False, wrap=True, elem_id="evaluate-table")
     plot_metric = gr.Dropdown(choices=[], value=None, label="Metric to plot", elem_id="evaluate-plot-metric")
@@ -155,16 +158,24 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         folder = Path(tempfile.mkdtemp(prefix="genimg-evaluate-")) / "report"
         paths = write_report(result, folder)
         payload = result.summary_json()
-        header, rows = summary_table(result)
+        header, rows = summary_table(result, skip=unavailable_metrics(result.metrics, result.summary))
         items = [(row.image, f"{row.model} · p{row.prompt_index} · seed {row.seed}") for row in _grid_order(result)]
         plotted = [k for k in result.metrics if k in IMAGE_METRICS]
         metric = quality_metric(result.metrics, payload["summary"])
         scatter_plot, bar_plot = _plots(payload["summary"], metric)
         columns = max(1, len(result.summary))
-        return (gr.Gallery(value=items, columns=columns), pd.DataFrame(rows, columns=header),
+        small = all(max(row.image.size) < 256 for row in result.rows if row.image is not None)
+        return (gr.Gallery(value=items, columns=columns, elem_classes=["model-columns"] + (["pixel-art"] if small
+                                                                                            else [])),
+                pd.DataFrame(rows, columns=header),
                 gr.Dropdown(choices=[(LABELS.get(k, k), k) for k in plotted], value=metric),
                 scatter_plot, bar_plot, str(paths.zip), str(paths.html), report_fragment(result), payload,
                 payload["summary"])
+
+    def unavailable_note(summary, keys):
+        gone = unavailable_metrics(list(keys or []), summary or {})
+        return ("Not measured on this machine: " + "; ".join(f"**{LABELS.get(k, k)}** — {why}" for k, why in gone.items())
+                if gone else "")
 
     def on_plot_metric(summary, metric):
         return _plots(summary, metric)
@@ -172,7 +183,8 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     run.click(on_evaluate, [models, prompts, prompts_file, grammar_n, seeds, own, width, height, steps, guidance,
                             scheduler, metrics, use_cache],
               [gallery, table, plot_metric, scatter, bars, report_zip, report_html, preview, record, summary_state],
-              api_name="evaluate")
+              api_name="evaluate").then(unavailable_note, [summary_state, metrics], missing, api_name=False,
+                                        show_progress="hidden")
     plot_metric.input(on_plot_metric, [summary_state, plot_metric], [scatter, bars], api_name=False, queue=False)
     own.change(lambda on: [gr.update(interactive=not on)] * 5, [own], [width, height, steps, guidance, scheduler],
                api_name=False, queue=False)

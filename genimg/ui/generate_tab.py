@@ -11,7 +11,8 @@ from genimg.outputs import attach_metadata
 from genimg.tasks.batching import Coalescer
 from genimg.params import scheduler_names
 from genimg.tasks.generate import GenerateRequest
-from genimg.ui.common import model_choices, step_progress, user_errors
+from genimg.ui.common import (example_prompts, model_choices, model_note, prompt_note, results_gallery_classes,
+                              step_progress, user_errors)
 
 
 def model_defaults(pool: Any, model_id: str | None) -> tuple[Any, Any, Any, Any, str]:
@@ -65,13 +66,17 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         with gr.Column(scale=3):
             # lines=1 so Enter submits; it grows to max_lines for long prompts.
             prompt = gr.Textbox(label="Prompt", lines=1, max_lines=6,
-                                placeholder="a small red circle on a blue background", elem_id="generate-prompt")
+                                placeholder="a large red star on a white background", elem_id="generate-prompt")
+            note = gr.Markdown(elem_id="generate-note")
+            examples = gr.Dataset(components=[prompt], samples=example_prompts(pool, default),
+                                  label="Examples (click one)", elem_id="generate-examples")
             negative = gr.Textbox(label="Negative prompt", lines=1)
-        with gr.Column(scale=1, min_width=180):
+        with gr.Column(scale=1, min_width=220):
             model = gr.Dropdown(choices=choices, value=default, label="Model",
                                 # The pool, not the widget, decides what is a valid model, so
                                 # the API and the UI get the same error words.
                                 allow_custom_value=True, elem_id="generate-model")
+            about = gr.Markdown(model_note(pool, default), elem_id="generate-model-note")
             run = gr.Button("Generate", variant="primary", elem_id="generate-button")
     start = model_defaults(pool, default)
     with gr.Accordion("Settings (filled with the model's defaults)", open=False):
@@ -84,8 +89,8 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
             scheduler = gr.Dropdown(choices=scheduler_names(), value=start[4], label="Scheduler")
             seed = gr.Number(label="Seed (-1 = random)", value=-1, precision=0)
             batch = gr.Number(label="Images", value=1, precision=0, minimum=None)
-    gallery = gr.Gallery(label="Images", show_label=False, columns=4, height=360, format="png",
-                         elem_id="generate-gallery", object_fit="contain")
+    gallery = gr.Gallery(label="Images", show_label=False, columns=4, height="auto", format="png",
+                         elem_id="generate-gallery", object_fit="contain", elem_classes=["results-grid"])
     timing = gr.Markdown(elem_id="generate-timing")
     with gr.Accordion("Parameters and timings (JSON)", open=False):
         record = gr.JSON(show_label=False)
@@ -101,10 +106,20 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         summary = result_summary(result)
         payload = {"seeds": result.seeds, "params": result.params, "model": result.model,
                    "timings": result.timings.as_dict()}
-        return gallery_items(result), timing_markdown(summary), payload
+        items = gallery_items(result)
+        return (gr.Gallery(value=items, elem_classes=results_gallery_classes(result.images)),
+                timing_markdown(summary), payload)
 
-    model.change(lambda model_id: model_defaults(pool, model_id), [model], [width, height, steps, guidance, scheduler],
+    def on_model(model_id):
+        return (*model_defaults(pool, model_id), model_note(pool, model_id),
+                gr.Dataset(samples=example_prompts(pool, model_id)))
+
+    model.change(on_model, [model], [width, height, steps, guidance, scheduler, about, examples],
                  api_name=False, queue=False)
+    # The inline note follows the prompt and the model: advice, never an error.
+    gr.on([prompt.change, model.change], lambda text, model_id: prompt_note(pool, model_id, text), [prompt, model],
+          note, api_name=False, queue=False, show_progress="hidden")
+    examples.click(lambda sample: sample[0], examples, prompt, api_name=False, queue=False)
     run.click(on_generate, [prompt, negative, model, width, height, steps, guidance, scheduler, seed, batch],
               [gallery, timing, record], api_name="generate", concurrency_limit=concurrency,
               concurrency_id="generate")

@@ -6,10 +6,12 @@ inputs (image, reference, metric keys, resize flag) → (table rows, JSON result
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from genimg.examples import EXAMPLES_DIR
 from genimg.metrics.registry import METRICS, metric_table, per_image
 from genimg.outputs import json_safe
 from genimg.tasks.metrics import compute_metrics, rows_for_table
@@ -29,6 +31,14 @@ def metric_choices() -> list[tuple[str, str]]:
     return out
 
 
+def example_pairs() -> list[list[str | None]]:
+    """(image, reference) examples: a photo alone, and a JPEG-degraded copy scored against its original."""
+    folder = EXAMPLES_DIR
+    pairs = [[str(folder / "chelsea.png"), None],
+             [str(folder / "metrics" / "astronaut-jpeg20.jpg"), str(folder / "astronaut.png")]]
+    return [p for p in pairs if all(x is None or Path(x).is_file() for x in p)]
+
+
 def build(pool: Any, settings: Any) -> dict[str, Any]:
     """Lay out the tab inside the current Blocks context; return its components."""
     defaults = [m.id for m in per_image() if m.id not in ("lpips", "mse")]
@@ -37,14 +47,21 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                          elem_id="metrics-image")
         reference = GatedImage(label="Reference (optional: enables PSNR, SSIM, ...)", type="filepath", image_mode=None,
                              sources=["upload", "clipboard"], elem_id="metrics-reference")
+    pairs = example_pairs()
+    if pairs:
+        gr.Examples(examples=pairs, inputs=[image, reference], label="Examples (image, reference)",
+                    elem_id="metrics-examples")
     with gr.Row():
         chosen = gr.CheckboxGroup(choices=metric_choices(), value=defaults, label="Metrics",
                                   elem_id="metrics-choice")
     with gr.Row():
         resize = gr.Checkbox(value=False, label="Resize the image to the reference's size (otherwise sizes must match)")
         run = gr.Button("Compute", variant="primary", elem_id="metrics-button")
-    table = gr.Dataframe(headers=COLUMNS, label="Results", interactive=False, wrap=True, elem_id="metrics-table")
-    details = gr.JSON(label="All values and timings", open=False)
+    table = gr.Dataframe(headers=COLUMNS, label="Results (– = cannot apply here; the reason is given)",
+                         interactive=False, wrap=True, elem_id="metrics-table",
+                         column_widths=["18%", "27%", "15%", "40%"])
+    with gr.Accordion("All values and timings (JSON)", open=False):
+        details = gr.JSON(show_label=False)
 
     refuse_at_upload(image, reference)
 

@@ -69,6 +69,8 @@ def table_frame(result: RestoreResult):
         rows.append([row["method"], row.get("task", ""), row.get("psnr"), row.get("ssim"), row.get("brisque"),
                      row.get("seconds"), row.get("load_s"), row.get("error", "")])
     frame = pd.DataFrame(rows, columns=COLUMNS)
+    if frame["BRISQUE"].isna().all():  # scored only for upscalers and plain restores: no empty column
+        frame = frame.drop(columns=["BRISQUE"])
     best = result.best()
     targets = {"PSNR dB": best.get("psnr"), "SSIM": best.get("ssim"), "BRISQUE": best.get("brisque"),
                "time s": best.get("seconds")}
@@ -87,7 +89,34 @@ def best_markdown(result: RestoreResult) -> str:
     parts = [f"{names[k]}: **{v}**" for k, v in best.items()]
     where = (f"Degradation `{result.degradation['spec']}` (seed {result.seed}); scores against the original with "
              f"{result.metrics}." if result.degradation else "Restored as given: no reference to score against.")
+    if result.degradation and "psnr" not in best and any(o.psnr is not None for o in result.outputs):
+        parts.insert(0, "no method beat the degraded input itself")
     return where + ("  Best — " + " · ".join(parts) if parts else "")
+
+
+# What each degradation calls for: the methods ticked when it is chosen (those that can run here).
+SUITABLE = {"noise": ("nlm", "wavelet", "waifu2x-noise3"), "poisson": ("nlm", "wavelet", "dae"),
+            "jpeg": ("waifu2x-noise3", "wavelet", "nlm"), "blur": ("richardson-lucy", "wiener"),
+            "motion": ("richardson-lucy", "wiener"), "down": ("bicubic", "lanczos", "realesrgan-x4plus"),
+            "mask": ("biharmonic", "telea", "navier-stokes"), "none": ("nlm", "realesrgan-x4plus")}
+
+
+def suitable_methods(pool: Any, spec_text: str | None) -> list[str]:
+    """The methods to preselect for a degradation spec: those suited to its operations that can run here."""
+    from genimg.restore.degrade import parse_spec
+    from genimg.errors import GenimgError
+
+    try:
+        ops = [op.name for op in parse_spec(None if (spec_text or "").strip().lower() in ("", "none", NONE.lower())
+                                            else spec_text)] or ["none"]
+    except GenimgError:
+        return []
+    chosen: list[str] = []
+    for op in ops:
+        for method in SUITABLE.get(op, ()):
+            if method in pool.catalog and method not in chosen and pool.availability(method)[0]:
+                chosen.append(method)
+    return chosen[:MAX_METHODS]
 
 
 def bundle(result: RestoreResult) -> str:
@@ -122,31 +151,44 @@ def bundle(result: RestoreResult) -> str:
 
 def build(pool: Any, settings: Any) -> dict[str, Any]:
     """Lay out the tab inside the current Blocks context; return its components."""
+    from genimg.restore.methods import RESTORE_TASKS
+
     choices = method_choices(pool)
-    ids = [c[1] for c in choices]
-    defaults = [m for m in DEFAULT_METHODS if m in ids]
+    defaults = suitable_methods(pool, "noise:25")
     examples = [str(p) for p in example_paths()]
     with gr.Row():
         with gr.Column(scale=1):
             image = GatedImage(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                             elem_id="restore-image", height=320)
+                               elem_id="restore-image", height=320)
             if examples:
-                gr.Examples(examples=examples, inputs=[image], label="Examples (public domain / CC0)")
+                gr.Examples(examples=examples, inputs=[image], label="Examples (public domain / CC0)",
+                            elem_id="restore-examples")
         with gr.Column(scale=1):
-            preset = gr.Dropdown(choices=PRESETS, value="noise:25", label="Degradation preset")
-            spec = gr.Textbox(value="noise:25", label="Degradation spec (or 'none')", elem_id="restore-spec",
-                              info="noise:σ, poisson:peak, blur:σ, motion:len:angle, jpeg:q, down:2|3|4, "
-                                   "mask:strokes|box|user — comma-separated, applied in order")
+            # One field is the degradation: pick a preset or type your own (the run uses exactly what it shows).
+            spec = gr.Dropdown(choices=PRESETS, value="noise:25", allow_custom_value=True, elem_id="restore-spec",
+                               label="Degradation (pick a preset or type a spec)",
+                               info="noise:σ, poisson:peak, blur:σ, motion:len:angle, jpeg:q, down:2|3|4, "
+                                    "mask:strokes|box|user — comma-separated, applied in order; 'none' restores "
+                                    "your image as it is")
+            groups = {}
+            with gr.Group():
+                for task in RESTORE_TASKS:
+                    options = [(label.split("] ", 1)[-1], mid) for label, mid in choices if label.startswith(f"[{task}]")]
+                    if options:
+                        groups[task] = gr.CheckboxGroup(choices=options, label=task.capitalize(),
+                                                        value=[m for m in defaults if m in dict(map(reversed, options))],
+                                                        elem_id=f"restore-methods-{task}")
+            # What the run (and the API's `chosen`) uses: the union of the groups above.
             methods = gr.CheckboxGroup(choices=choices, value=defaults, label=f"Methods (at most {MAX_METHODS})",
-                                       elem_id="restore-methods")
+                                       elem_id="restore-methods", visible=False)
             with gr.Row():
                 seed = gr.Number(label="Seed", value=0, precision=0)
                 scale = gr.Dropdown(choices=["auto", "2", "3", "4"], value="auto",
                                     label="Upscale ×(no degradation)")
             with gr.Accordion("Mask and prompt (inpainting)", open=False):
                 mask = GatedImageEditor(label="Mask: paint the holes (for mask:user or inpainting your image)",
-                                      type="numpy", image_mode="RGBA", sources=["upload"], height=320,
-                                      elem_id="restore-mask")
+                                        type="numpy", image_mode="RGBA", sources=["upload"], height=320,
+                                        elem_id="restore-mask")
                 prompt = gr.Textbox(label="Prompt for diffusion methods", value="")
             run = gr.Button("Restore", variant="primary", elem_id="restore-button")
     best = gr.Markdown(elem_id="restore-best")
@@ -159,12 +201,22 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                 sliders.append(gr.ImageSlider(label="before / after", type="pil", visible=False, format="png",
                                               max_height=420))
     gallery = gr.Gallery(label="All outputs", columns=4, height="auto", format="png", object_fit="contain",
-                         elem_id="restore-gallery")
+                         elem_id="restore-gallery", elem_classes=["results-grid"])
     download = gr.File(label="Download all (PNGs with their parameters, CSV, JSON)", elem_id="restore-download")
-    summary = gr.JSON(label="Record", open=False)
+    with gr.Accordion("Record (JSON)", open=False):
+        summary = gr.JSON(show_label=False)
     state = gr.State(None)
 
-    preset.change(lambda p: "none" if p == NONE else p, preset, spec, api_name=False)
+    group_list = list(groups.values())
+
+    def pick_for(spec_text: str):
+        chosen = suitable_methods(pool, spec_text)
+        return [gr.CheckboxGroup(value=[m for m in chosen if m in {c[1] for c in g.choices}]) for g in group_list]
+
+    spec.change(pick_for, spec, group_list, api_name=False, queue=False, show_progress="hidden")
+    for group in group_list:
+        group.change(lambda *values: [m for value in values for m in (value or [])], group_list, methods,
+                     api_name=False, queue=False, show_progress="hidden")
     refuse_at_upload(image, mask)
 
     def mirror(payload: Any) -> Any:
@@ -180,7 +232,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     def on_restore(path, spec_text, chosen, seed_value, scale_value, mask_value, prompt_text,
                    progress=gr.Progress()):
         painted = mask_from_editor(mask_value)
-        spec_value = None if (spec_text or "").strip().lower() in ("", "none", NONE) else spec_text
+        spec_value = None if (spec_text or "").strip().lower() in ("", "none", NONE.lower()) else spec_text
         result = restore(path, chosen or [], degrade=spec_value, seed=0 if seed_value is None else seed_value,
                          progress=cells_progress(progress), mask=painted,
                          scale=None if scale_value in (None, "", "auto") else int(scale_value),

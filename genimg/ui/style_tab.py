@@ -122,7 +122,8 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
             run = gr.Button("Stylize", variant="primary", elem_id="style-button")
     if contents and styles:
         pairs = [[c, s] for c, s in zip(contents, styles)] + [[contents[0], s] for s in styles[len(contents):]]
-        gr.Examples(examples=pairs, inputs=[content, style], label="Examples (public domain / CC0 / rendered)")
+        gr.Examples(examples=pairs, inputs=[content, style], label="Examples (public domain / CC0 / rendered)",
+                    elem_id="style-examples")
     with gr.Accordion("Method options", open=False):
         with gr.Row():
             preset = gr.Dropdown(choices=list(range(NUM_PRESETS)), value=0, label="Preset (built-in style 0-25)")
@@ -139,10 +140,12 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
             seed = gr.Number(value=0, precision=0, label="Seed")
     gr.Markdown(NOTE)
     gallery = gr.Gallery(label="Results (scores under each)", columns=4, height="auto", format="png",
-                         object_fit="contain", elem_id="style-gallery")
-    table = gr.Dataframe(headers=COLUMNS, label="Scores", interactive=False, elem_id="style-table")
+                         object_fit="contain", elem_id="style-gallery", elem_classes=["results-grid"])
+    table = gr.Dataframe(headers=COLUMNS, label="Scores", interactive=False, elem_id="style-table", wrap=True,
+                         column_widths=["16%", "8%", "9%", "8%", "8%", "7%", "7%", "37%"])
     download = gr.File(label="Download all (PNGs with their parameters, scores CSV, JSON)", elem_id="style-download")
-    record = gr.JSON(label="Record", open=False)
+    with gr.Accordion("Record (JSON)", open=False):
+        record = gr.JSON(show_label=False)
 
     refuse_at_upload(content, style)
 

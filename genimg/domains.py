@@ -1,0 +1,69 @@
+"""What a model can draw: its prompt domain — vocabulary, example prompts, and a check of a prompt.
+
+A catalog entry names its domain (``domain = "scene-grammar"``); the dashboard shows the domain's
+vocabulary and clickable examples next to the model picker, and an inline note (not an error)
+when a prompt falls outside it. The embedded models share the scene grammar's domain; a later
+model (the emoji world, ...) registers its own domain here and names it in its catalog entry.
+Models without a domain (hub models) take any prompt.
+"""
+
+from __future__ import annotations
+
+from genimg.errors import GenimgError
+from genimg.methods import Method, Registry
+
+
+class PromptDomain(Method):
+    """A model family's prompt vocabulary (the method contract: id, label, availability)."""
+
+    task = "prompt-domain"
+    vocabulary = ""   # one or two sentences: what the models can draw
+
+    def examples(self) -> list[str]:
+        """Prompts that show what the models draw well, for clickable examples."""
+        return []
+
+    def check(self, prompt: str) -> str | None:
+        """None when ``prompt`` is inside the domain, else a note saying what would work instead."""
+        return None
+
+
+DOMAINS: Registry[PromptDomain] = Registry("prompt domain")
+
+
+@DOMAINS.register
+class SceneGrammar(PromptDomain):
+    """The embedded models' scene grammar: coloured shapes on a coloured background."""
+
+    id, label = "scene-grammar", "Scene grammar (coloured shapes)"
+    vocabulary = ("Coloured **circles, squares, triangles and stars** (red, green, blue, yellow, purple, orange, "
+                  "white, black; small or large) on a coloured background: one object, one at a position (left, "
+                  "right, top, bottom, centre), two to four of one kind, or two related (left of, right of, above, "
+                  "below). 64 px.")
+
+    def examples(self) -> list[str]:
+        return ["a large red star on a white background",
+                "a small blue circle on the left on a yellow background",
+                "three green triangles on a black background",
+                "a purple square above a small orange circle on a white background",
+                "a big yellow star to the right of a blue triangle on a black background"]
+
+    def check(self, prompt: str) -> str | None:
+        from genimg.embedded.evaluator import parse_prompt
+
+        text = (prompt or "").strip()
+        if not text:
+            return None
+        try:
+            parse_prompt(text)
+        except GenimgError:
+            return ("This prompt is outside what the embedded models learnt (coloured circles, squares, triangles and "
+                    "stars on a coloured background), so expect a flat colour or a stray shape. Try e.g. "
+                    f"“{self.examples()[0]}” — or pick a model with weights for open prompts.")
+        return None
+
+
+def domain_of(spec: object) -> PromptDomain | None:
+    """The prompt domain a catalog entry names (``domain = ...``), or None for open-vocabulary models."""
+    name = getattr(spec, "domain", None)
+    return DOMAINS.get(name) if name else None

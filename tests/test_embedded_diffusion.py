@@ -135,9 +135,11 @@ def test_scheduler_swap(pipe, name):
 
 
 def test_train_export_load_roundtrip(tmp_path, text):
-    from genimg.embedded.train import TRAINERS, export, latest_checkpoint, train_diffusion
+    from genimg.training import TRAINERS
+    from genimg.training.checkpoints import latest_checkpoint
+    from genimg.training.diffusion import export, main, train_diffusion
 
-    assert TRAINERS["diffusion"] is train_diffusion
+    assert TRAINERS["diffusion"] is main
     out = tmp_path / "run"
     logs = []
     ck = train_diffusion(out, steps=3, batch_size=4, lr=1e-3, seed=0, size=32, config="tiny", eval_every=0,

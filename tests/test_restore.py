@@ -283,7 +283,7 @@ def test_missing_weights_give_an_error_row_not_a_crash(rpool, astronaut):
 def test_dae_trains_saves_loads_and_runs(tmp_path, rpool):
     from genimg.models.catalog import ModelSpec
     from genimg.models.pool import ModelPool
-    from genimg.restore.dae import main
+    from genimg.training.dae import main
     from genimg.tasks.restore import restore
 
     summary = main(["--steps", "3", "--minutes", "1", "--out", str(tmp_path), "--threads", "1", "--eval-sigmas", "25"])

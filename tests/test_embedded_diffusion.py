@@ -166,6 +166,19 @@ def test_train_export_load_roundtrip(tmp_path, text):
     assert img.shape == (1, 32, 32, 3) and np.isfinite(img).all()
 
 
+def test_a_trainer_name_registers_once():
+    from genimg.training import TRAINERS
+    from genimg.training.registry import TrainerRegistry
+
+    assert TRAINERS.names() == ["dae", "diffusion", "fewstep", "gan", "vae"]
+    registry = TrainerRegistry()
+    registry.register("x")(lambda argv: {})
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register("x")(lambda argv: {})
+    with pytest.raises(GenimgError, match="no trainer for 'y'"):
+        registry.get("y")
+
+
 def test_missing_weights_is_a_user_error(tmp_path):
     with pytest.raises(GenimgError, match="no embedded diffusion weights"):
         D.load_embedded_diffusion(tmp_path / "nowhere")

@@ -49,7 +49,7 @@ class SceneGrammar(PromptDomain):
                 "a big yellow star to the right of a blue triangle on a black background"]
 
     def check(self, prompt: str) -> str | None:
-        from genimg.embedded.evaluator import parse_prompt
+        from genimg.scenes.prompts import parse_prompt
 
         text = (prompt or "").strip()
         if not text:

@@ -16,7 +16,7 @@ from genimg.tasks.generate import GenerateRequest, generate  # noqa: E402
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A tiny embedded diffusion model trained for 2 steps and exported like the real one."""
-    from genimg.embedded.train import export, train_diffusion
+    from genimg.training.diffusion import export, train_diffusion
 
     root = tmp_path_factory.mktemp("embedded")
     checkpoint = train_diffusion(root / "run", steps=2, batch_size=4, lr=1e-3, seed=0, size=32, config="tiny",

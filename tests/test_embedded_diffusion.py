@@ -135,9 +135,11 @@ def test_scheduler_swap(pipe, name):
 
 
 def test_train_export_load_roundtrip(tmp_path, text):
-    from genimg.embedded.train import TRAINERS, export, latest_checkpoint, train_diffusion
+    from genimg.training import TRAINERS
+    from genimg.training.checkpoints import latest_checkpoint
+    from genimg.training.diffusion import export, main, train_diffusion
 
-    assert TRAINERS["diffusion"] is train_diffusion
+    assert TRAINERS["diffusion"] is main
     out = tmp_path / "run"
     logs = []
     ck = train_diffusion(out, steps=3, batch_size=4, lr=1e-3, seed=0, size=32, config="tiny", eval_every=0,
@@ -162,6 +164,19 @@ def test_train_export_load_roundtrip(tmp_path, text):
     loaded = D.load_embedded_diffusion(assets, "cpu", torch.float32, text_encoder=text[0], tokenizer=text[1])
     img = loaded(PROMPTS[0], num_inference_steps=STEPS, output_type="np", generator=_gen(0)).images
     assert img.shape == (1, 32, 32, 3) and np.isfinite(img).all()
+
+
+def test_a_trainer_name_registers_once():
+    from genimg.training import TRAINERS
+    from genimg.training.registry import TrainerRegistry
+
+    assert TRAINERS.names() == ["dae", "diffusion", "fewstep", "gan", "vae"]
+    registry = TrainerRegistry()
+    registry.register("x")(lambda argv: {})
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register("x")(lambda argv: {})
+    with pytest.raises(GenimgError, match="no trainer for 'y'"):
+        registry.get("y")
 
 
 def test_missing_weights_is_a_user_error(tmp_path):

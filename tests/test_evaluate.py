@@ -102,7 +102,7 @@ def test_per_model_means_are_the_means_of_the_rows(runs):
 def test_faithfulness_and_fd_on_a_fake_model_that_draws_the_grammar(shared_pool, tmp_path, monkeypatch):
     """A "model" whose images are the grammar's own renders of each prompt passes every check,
     and its FD to the reference renders of the same scenes is 0."""
-    from genimg.embedded.grammar import render
+    from genimg.scenes.grammar import render
     from genimg.tasks.timing import Timings
 
     def draw(_lease, resolved):
@@ -173,7 +173,7 @@ def test_identical_settings_take_the_first_models_defaults_unless_own_defaults(p
 
 
 def test_faithfulness_on_grammar_renders_and_prompts_outside_the_grammar():
-    from genimg.embedded.grammar import eval_prompt_set, render
+    from genimg.scenes.grammar import eval_prompt_set, render
 
     scenes = eval_prompt_set()[::8]
     for scene in scenes:
@@ -188,8 +188,8 @@ def test_faithfulness_on_grammar_renders_and_prompts_outside_the_grammar():
 
 
 def test_reference_scenes_satisfy_their_prompts():
-    from genimg.embedded.evaluator import score_image
-    from genimg.embedded.grammar import render
+    from genimg.scenes.evaluator import score_image
+    from genimg.scenes.grammar import render
 
     for prompt in ev.grammar_prompts(12) + ["a big red star to the left of a small blue circle, white background"]:
         for seed in (0, 1):
@@ -200,7 +200,7 @@ def test_reference_scenes_satisfy_their_prompts():
 
 
 def test_grammar_prompt_subset_covers_every_kind():
-    from genimg.embedded.evaluator import parse_prompt
+    from genimg.scenes.prompts import parse_prompt
 
     prompts = ev.grammar_prompts(8)
     assert len(prompts) == 8 and len(set(prompts)) == 8
@@ -257,7 +257,7 @@ def test_seed_and_prompt_parsing(tmp_path):
 
 def test_report_folder_csv_json_agree_and_reproduce_parses(runs, tmp_path):
     from genimg.cli import build_parser
-    from genimg.commands.evaluate import request_from_args
+    from genimg.cli.evaluate import request_from_args
     from genimg.evaluation.report import write_report
 
     result = runs["second"]
@@ -385,7 +385,7 @@ def test_clip_score_with_a_tiny_clip_model(tmp_path, monkeypatch):
 def test_api_evaluate_and_metrics(app_url, tmp_path, monkeypatch):
     from gradio_client import Client, handle_file
 
-    from genimg.embedded.grammar import eval_prompt_set, render
+    from genimg.scenes.grammar import eval_prompt_set, render
 
     monkeypatch.setenv("GENIMG_CACHE_DIR", str(tmp_path / "cache"))
     client = Client(app_url, verbose=False)

@@ -7,19 +7,12 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from genimg.embedded import evaluator, grammar
-from genimg.embedded.evaluator import (
-    ObjectSpec,
-    PromptSpec,
-    detect,
-    evaluate,
-    mismatched_scene,
-    parse_prompt,
-    score_image,
-    validate,
-)
-from genimg.embedded.grammar import COLOURS, Scene, SceneObject, render, scene_for_seed
 from genimg.errors import GenimgError
+from genimg.scenes import evaluator, grammar
+from genimg.scenes.detection import detect
+from genimg.scenes.evaluator import evaluate, mismatched_scene, score_image, validate
+from genimg.scenes.grammar import COLOURS, Scene, SceneObject, render, scene_for_seed
+from genimg.scenes.prompts import ObjectSpec, PromptSpec, parse_prompt
 
 # ---------------------------------------------------------------------------- parsing
 
@@ -290,7 +283,7 @@ def test_validate_reports_the_figures():
 
 def test_noisy_images_fit_at_most_max_shape_fits_objects(monkeypatch):
     """A speckled image (what an untrained model makes) is scored with a bounded number of shape fits."""
-    from genimg.embedded import evaluator as E
+    from genimg.scenes import detection as E
 
     calls = []
     original = E._classify_shape
@@ -302,4 +295,4 @@ def test_noisy_images_fit_at_most_max_shape_fits_objects(monkeypatch):
     det = E.detect(image)
     assert len(det.objects) > E.MAX_SHAPE_FITS  # the image really has more candidates than the budget
     assert len(calls) == E.MAX_SHAPE_FITS
-    assert E.score_image(image, "a red circle on a white background")["all"] is False
+    assert score_image(image, "a red circle on a white background")["all"] is False

@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from genimg.embedded import grammar
-from genimg.embedded.evaluator import parse_prompt
-from genimg.embedded.grammar import (
+from genimg.errors import GenimgError
+from genimg.scenes import grammar
+from genimg.scenes.grammar import (
     COLOURS,
     POSITIONS,
     RELATIONS,
@@ -33,7 +33,7 @@ from genimg.embedded.grammar import (
     sample_scene,
     scene_for_seed,
 )
-from genimg.errors import GenimgError
+from genimg.scenes.prompts import parse_prompt
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -79,7 +79,7 @@ def test_eval_set_is_pinned_and_independent_of_hash_seed():
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "from tests.test_grammar import _fingerprint;"
-        "from genimg.embedded.grammar import eval_prompt_set, scene_for_seed;"
+        "from genimg.scenes.grammar import eval_prompt_set, scene_for_seed;"
         "print(_fingerprint(eval_prompt_set()), _fingerprint([scene_for_seed(i) for i in range(20)]))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

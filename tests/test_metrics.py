@@ -372,8 +372,8 @@ def test_compute_metrics_through_the_image_gate(tmp_path):
 
 
 def test_cli_command(tmp_path, capsys):
-    from genimg.cli import _Parser
-    from genimg.commands.metrics import register
+    from genimg.cli.common import Parser as _Parser
+    from genimg.cli.metrics import register
 
     parser = _Parser(prog="python -m genimg")
     register(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))

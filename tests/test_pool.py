@@ -8,7 +8,8 @@ import time
 import pytest
 
 from genimg.errors import GenimgError, ModelUnavailableError
-from genimg.models.pool import ModelPool, module_nbytes
+from genimg.models.device import module_nbytes
+from genimg.models.pool import ModelPool
 
 
 def test_loads_through_diffusers_and_reuses_the_handle(pool):

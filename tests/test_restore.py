@@ -12,10 +12,12 @@ import pytest
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio as sk_psnr
 
+from genimg.config import ASSETS_DIR
 from genimg.errors import GenimgError
-from genimg.examples import EXAMPLES_DIR as EXAMPLES
 from genimg.imageio import load_image
 from genimg.restore.degrade import degrade, format_spec, gaussian_kernel, motion_kernel, parse_spec
+
+EXAMPLES = ASSETS_DIR / "examples"
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +283,7 @@ def test_missing_weights_give_an_error_row_not_a_crash(rpool, astronaut):
 def test_dae_trains_saves_loads_and_runs(tmp_path, rpool):
     from genimg.models.catalog import ModelSpec
     from genimg.models.pool import ModelPool
-    from genimg.embedded.dae import main
+    from genimg.training.dae import main
     from genimg.tasks.restore import restore
 
     summary = main(["--steps", "3", "--minutes", "1", "--out", str(tmp_path), "--threads", "1", "--eval-sigmas", "25"])
@@ -296,11 +298,11 @@ def test_dae_trains_saves_loads_and_runs(tmp_path, rpool):
 # -- CLI and tab --------------------------------------------------------------------------------
 
 def _run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    from genimg import cli
-    from genimg.commands import restore as restore_cmd
+    from genimg.cli import restore as restore_cmd
+    from genimg.cli.common import Parser
 
-    parser = cli._Parser(prog="python -m genimg")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=cli._Parser)
+    parser = Parser(prog="python -m genimg")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     restore_cmd.register(sub)
     args = parser.parse_args(argv)
     try:

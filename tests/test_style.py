@@ -297,8 +297,6 @@ def _cli(argv, capsys, monkeypatch, pool):
     import genimg.cli as cli
     from genimg.models import pool as pool_module
 
-    if "genimg.commands.style" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "genimg.commands.style"))
     monkeypatch.setattr(pool_module, "_default_pool", pool)
     code = cli.main(argv)
     out, err = capsys.readouterr()

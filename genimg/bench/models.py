@@ -30,7 +30,8 @@ def bench_handle_reuse(catalog: dict[str, Any], model_id: str, repeats: int) -> 
     Takes a catalog (id -> ModelSpec), the model and the number of cold loads (each followed by
     10 warm acquires). Returns the section's JSON-able dict. Loader errors propagate.
     """
-    from genimg.models.pool import ModelPool, module_nbytes
+    from genimg.models.device import module_nbytes
+    from genimg.models.pool import ModelPool
 
     cold: list[float] = []
     warm: list[float] = []

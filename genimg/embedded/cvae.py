@@ -13,7 +13,7 @@ Sampling draws z from the prior (``mu + sigma * eps``, eps from the caller's gen
 and runs the decoder once. :class:`EmbeddedVAEPipeline` shares the one-step pipeline of
 :mod:`genimg.embedded.gan`; its component is called ``vae`` and has a ``decoder``, so the
 generate task's stage timer reports the decode time as it does for diffusion models.
-Trained by :func:`genimg.embedded.train_onestep.train_vae` (``python -m genimg train vae``).
+Trained by :func:`genimg.training.vae.train_vae` (``python -m genimg train vae``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The embedded text-to-image diffusion model: configs, pipeline and loader.
 
 A small latent-diffusion model trained here on the scene grammar
-(:mod:`genimg.embedded.grammar`):
+(:mod:`genimg.scenes.grammar`):
 
 * a tiny patch autoencoder (:class:`PatchAutoencoder`, a diffusers ``ModelMixin``;
   f=4: 64x64x3 pixels <-> 16x16x4 latents; an ``AutoencoderKL`` config also works),

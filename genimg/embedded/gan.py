@@ -15,7 +15,7 @@
 * :class:`OneStepPipeline` is the diffusers-style pipeline shared by the GAN and the VAE:
   one network evaluation per image; :class:`EmbeddedGANPipeline` is the GAN's.
 
-Trained by :func:`genimg.embedded.train_onestep.train_gan` (``python -m genimg train gan``).
+Trained by :func:`genimg.training.gan.train_gan` (``python -m genimg train gan``).
 """
 
 from __future__ import annotations

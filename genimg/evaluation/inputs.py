@@ -97,7 +97,7 @@ def read_prompts_file(path: str | Path) -> list[str]:
 def grammar_prompts(n: int | None = None) -> list[str]:
     """Captions of the grammar's fixed evaluation set (64); ``n`` < 64 takes an evenly spaced,
     deterministic subset, so every scene kind (single, position, count, relation) stays in."""
-    from genimg.embedded.grammar import eval_prompt_set
+    from genimg.scenes.grammar import eval_prompt_set
 
     scenes = eval_prompt_set()
     if n is None or n >= len(scenes):

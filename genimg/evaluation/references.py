@@ -12,8 +12,8 @@ def reference_scene(prompt: str, seed: int):
     """A grammar scene that the (grammar) prompt describes, sampled with the grammar's own
     layout rules from a generator seeded by (seed, crc32(prompt)): the "ideal model" output
     for FD/KID references. Raises GenimgError for a prompt outside the grammar."""
-    from genimg.embedded import grammar
-    from genimg.embedded.evaluator import parse_prompt
+    from genimg.scenes import grammar
+    from genimg.scenes.prompts import parse_prompt
 
     spec = parse_prompt(prompt)
     rng = np.random.default_rng([int(seed), zlib.crc32(prompt.encode("utf-8"))])
@@ -43,6 +43,6 @@ def reference_scene(prompt: str, seed: int):
 
 def render_references(prompts: list[str], seeds: list[int], size: int) -> list[np.ndarray]:
     """uint8 RGB renders (``size`` px) of :func:`reference_scene` for each (prompt, seed) pair."""
-    from genimg.embedded.grammar import render
+    from genimg.scenes.grammar import render
 
     return [np.asarray(render(reference_scene(p, s), size)) for p, s in zip(prompts, seeds)]

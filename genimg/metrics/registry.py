@@ -143,7 +143,7 @@ class Faithfulness(Metric):
 
     def applies(self, prompt: str) -> bool:
         """True when ``prompt`` is a scene-grammar prompt (the only kind this metric can check)."""
-        from genimg.embedded.evaluator import parse_prompt
+        from genimg.scenes.prompts import parse_prompt
 
         try:
             parse_prompt(prompt)
@@ -153,7 +153,7 @@ class Faithfulness(Metric):
 
     def run(self, image: Any, prompt: str) -> Score:
         """1.0 when every check the prompt asks passes, else 0.0; the checks in ``details``."""
-        from genimg.embedded.evaluator import score_image
+        from genimg.scenes.evaluator import score_image
 
         if not self.applies(prompt):
             return Score(None, "prompt is outside the scene grammar (faithfulness applies to grammar prompts only)")

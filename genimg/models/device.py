@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -98,3 +99,39 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued device work so wall-clock timings are honest."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def module_nbytes(model: Any) -> int:
+    """Bytes of weights a loaded model holds.
+
+    A non-torch model (ncnn, ONNX) says so itself with an integer ``nbytes`` attribute (its
+    weight files' size); for torch, parameters and buffers of the pipeline's modules.
+    """
+    own = getattr(model, "nbytes", None)
+    if isinstance(own, int) and not isinstance(model, torch.Tensor):
+        return own
+    modules: list[torch.nn.Module] = []
+    if isinstance(model, torch.nn.Module):
+        modules.append(model)
+    for value in getattr(model, "components", {}).values():
+        if isinstance(value, torch.nn.Module):
+            modules.append(value)
+    seen: set[int] = set()
+    total = 0
+    for module in modules:
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            key = tensor.data_ptr()
+            if key in seen:  # shared weights count once
+                continue
+            seen.add(key)
+            total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's OutOfMemoryError (CUDA), Python's MemoryError, and the CPU allocator's
+    RuntimeError ("DefaultCPUAllocator: can't allocate memory")."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)

@@ -174,7 +174,7 @@ def load(spec: ModelSpec, placement: Placement) -> Any:
         report["tiny_vae"] = _swap_tiny_vae(pipe, fast.tiny_vae, placement, spec)
     offloaded = False
     if placement.device.type == "cuda":
-        from genimg.models.pool import module_nbytes
+        from genimg.models.device import module_nbytes
 
         free, _total = torch.cuda.mem_get_info(placement.device)
         if module_nbytes(pipe) > 0.8 * free:
@@ -342,7 +342,7 @@ def apply_fast_path(pipe: Any, fast: FastPath, spec: ModelSpec, offloaded: bool 
             try:
                 report["warmup_s"] = _warm_up(pipe, spec)
             except Exception as exc:
-                from genimg.models.pool import is_out_of_memory
+                from genimg.models.device import is_out_of_memory
 
                 if is_out_of_memory(exc):
                     raise

@@ -27,6 +27,7 @@ import torch
 from genimg.config import settings
 from genimg.errors import GenimgError, ModelUnavailableError
 from genimg.models import backends
+from genimg.models.device import is_out_of_memory, module_nbytes
 # Importing a backend module registers it (models/backends.py); these are every backend genimg has.
 from genimg.models import (classical_backend, diffusers_backend, embedded_backend, ncnn_backend,  # noqa: F401
                            onnx_backend)
@@ -37,15 +38,6 @@ from genimg.models.device import Placement, default_placement
 class ModelOutOfMemoryError(ModelUnavailableError):
     """A model ran out of memory at the requested size/batch (CUDA or CPU). A ModelUnavailableError,
     so a comparison or a multi-method task reports it in that model's cell and keeps the others."""
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """True for torch's OutOfMemoryError (CUDA), Python's MemoryError, and the CPU allocator's
-    RuntimeError ("DefaultCPUAllocator: can't allocate memory")."""
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 def out_of_memory_message(model_id: str, device: Any, doing: str, exc: BaseException) -> str:
@@ -80,33 +72,6 @@ def free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def module_nbytes(model: Any) -> int:
-    """Bytes of weights a loaded model holds.
-
-    A non-torch model (ncnn, ONNX) says so itself with an integer ``nbytes`` attribute (its
-    weight files' size); for torch, parameters and buffers of the pipeline's modules.
-    """
-    own = getattr(model, "nbytes", None)
-    if isinstance(own, int) and not isinstance(model, torch.Tensor):
-        return own
-    modules: list[torch.nn.Module] = []
-    if isinstance(model, torch.nn.Module):
-        modules.append(model)
-    for value in getattr(model, "components", {}).values():
-        if isinstance(value, torch.nn.Module):
-            modules.append(value)
-    seen: set[int] = set()
-    total = 0
-    for module in modules:
-        for tensor in list(module.parameters()) + list(module.buffers()):
-            key = tensor.data_ptr()
-            if key in seen:  # shared weights count once
-                continue
-            seen.add(key)
-            total += tensor.numel() * tensor.element_size()
-    return total
 
 
 @dataclass

@@ -163,7 +163,7 @@ def cmd_restore(args: argparse.Namespace) -> dict[str, Any]:
     quiet = args.quiet or args.json
     progress = None
     if not quiet:
-        from genimg.cli import cells_progress_bar
+        from genimg.cli.common import cells_progress_bar
 
         progress = cells_progress_bar(True, "restore")
     if args.input.is_dir():

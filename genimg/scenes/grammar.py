@@ -11,7 +11,7 @@ of scene, mirroring the GenEval task split:
   ("a green square to the left of a purple triangle")
 
 Captions are drawn from a small closed vocabulary so that
-:func:`genimg.embedded.evaluator.parse_prompt` can parse every one of them.
+:func:`genimg.scenes.prompts.parse_prompt` can parse every one of them.
 
 Geometry is kept in fractions of the image side, and :func:`render` draws at 4x
 supersampling then box-filters down, so the same scene renders consistently (and

@@ -68,7 +68,7 @@ def cmd_style(args: argparse.Namespace) -> dict[str, Any]:
         return {"command": "style", "methods": rows}
     if not args.content:
         raise GenimgError("--content is required: the image to stylize")
-    from genimg.cli import cells_progress_bar
+    from genimg.cli.common import cells_progress_bar
     from genimg.config import settings
     from genimg.models.pool import get_pool
     from genimg.tasks.style import save_result, stylize

@@ -1,4 +1,4 @@
-"""Prompt-faithfulness evaluation for the scene grammar (GenEval-style), classical vision only.
+"""Classical-vision detection for the scene grammar: the background and every object in an image.
 
 Pipeline for one image (numpy + scikit-image/scipy, no learned models):
 
@@ -22,24 +22,21 @@ Pipeline for one image (numpy + scikit-image/scipy, no learned models):
 6. Size from the fitted template diameter; position and relation from coverage centroids.
 
 Thresholds follow the grammar's placement rules with a safety margin; each constant below
-says why it has its value. :func:`validate` measures accuracy on ground-truth renders and
-the rejection rate on renders that contradict their caption.
+says why it has its value. Checking what was found against a prompt is
+:mod:`genimg.scenes.evaluator`'s job.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from genimg.embedded import grammar
-from genimg.embedded.grammar import COLOUR_NAMES, COLOURS, KINDS, POSITIONS, SHAPES, SIZES, Scene
 from genimg.errors import GenimgError
-
-CHECKS: tuple[str, ...] = ("background", "colour", "shape", "size", "count", "position", "relation")
+from genimg.scenes import grammar
+from genimg.scenes.grammar import COLOUR_NAMES, COLOURS, SHAPES, SIZES
 
 # ---------------------------------------------------------------------------- thresholds
 # The closest palette pair is ~45 CIELAB units apart, so a pixel within 28 of a palette
@@ -76,13 +73,6 @@ UPRIGHT_ACCEPT_IOU = 0.97
 BLUR_LEVELS: tuple[float, ...] = (0.008, 0.016, 0.024, 0.032)
 # Size: the geometric mean of the small and large diameters separates the two.
 SIZE_SPLIT = float(np.sqrt(SIZES["small"] * SIZES["large"]))
-# Position: centroid at least this far from the centre along the named axis and farther
-# along it than across it (the grammar places region objects >= 0.20 out, <= 0.08 across).
-POSITION_THRESH = 0.12
-CENTRE_THRESH = 0.12  # |dx|, |dy| below this is the centre (grammar: <= 0.05)
-# Relation: centres at least this far apart along the relation axis, and more along than
-# across (the grammar uses >= 0.25 along and |across| <= 0.4 * along).
-RELATION_THRESH = 0.10
 
 # Rotations swept when the upright fits leave the shape unclear or imperfect (generated
 # images need not be upright); each shape's symmetry period limits the range.
@@ -115,121 +105,6 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
 
 _PALETTE_RGB = np.array([COLOURS[c] for c in COLOUR_NAMES], dtype=np.float64)
 _PALETTE_LAB = _lab(_PALETTE_RGB)
-
-
-# ---------------------------------------------------------------------------- prompt parsing
-
-
-@dataclass(frozen=True)
-class ObjectSpec:
-    """One kind of object a prompt asks for: ``count`` copies of a ``colour`` ``shape``."""
-
-    shape: str
-    colour: str
-    size: str | None  # None when the prompt does not say
-    count: int
-
-
-@dataclass(frozen=True)
-class PromptSpec:
-    """What a prompt asks for. For kind "relation": objects[0] <relation> objects[1]."""
-
-    objects: tuple[ObjectSpec, ...]
-    background: str | None
-    kind: str  # "single" | "position" | "count" | "relation"
-    position: str | None = None
-    relation: str | None = None
-
-
-def _alternation(words) -> str:
-    # Longest first so "on the left side" wins over "on the left".
-    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-
-
-_SIZE_OF_WORD = {w: size for size, words in grammar.SIZE_WORDS.items() for w in words}
-_COUNT_OF_WORD = {"a": 1, "an": 1, "one": 1, **{w: n for n, w in grammar.NUMBER_WORDS.items()}}
-_POSITION_OF_PHRASE = {p: pos for pos, phrases in grammar.POSITION_PHRASES.items() for p in phrases}
-_RELATION_OF_PHRASE = {p: rel for rel, phrases in grammar.RELATION_PHRASES.items() for p in phrases}
-_COLOUR_RE = _alternation(COLOUR_NAMES)
-
-
-def _object_re(tag: str) -> str:
-    return (
-        rf"(?P<num{tag}>{_alternation(_COUNT_OF_WORD)})\s+"
-        rf"(?:(?P<size{tag}>{_alternation(_SIZE_OF_WORD)})\s+)?"
-        rf"(?P<colour{tag}>{_COLOUR_RE})\s+"
-        rf"(?P<shape{tag}>{_alternation(SHAPES)})(?P<plural{tag}>s?)"
-    )
-
-
-_BACKGROUND_RE = rf"(?:(?:,\s*|\s+)(?:(?:on|against|with)\s+(?:a|an)\s+)?(?P<bg>{_COLOUR_RE})\s+background)?"
-_RELATION_PROMPT = re.compile(
-    rf"^{_object_re('0')}\s+(?P<rel>{_alternation(_RELATION_OF_PHRASE)})\s+{_object_re('1')}{_BACKGROUND_RE}$"
-)
-_POSITION_PROMPT = re.compile(rf"^{_object_re('0')},?\s+(?P<pos>{_alternation(_POSITION_OF_PHRASE)}){_BACKGROUND_RE}$")
-_PLAIN_PROMPT = re.compile(rf"^{_object_re('0')}{_BACKGROUND_RE}$")
-
-
-def _outside(prompt: str, why: str) -> GenimgError:
-    return GenimgError(
-        f"prompt is outside the scene grammar: {prompt!r} ({why}); expected e.g. "
-        "'two small red circles on a blue background' or 'a green square to the left of a purple star'"
-    )
-
-
-def _object_from_match(m: re.Match, tag: str, prompt: str) -> ObjectSpec:
-    count = _COUNT_OF_WORD[m[f"num{tag}"]]
-    plural = bool(m[f"plural{tag}"])
-    if plural != (count > 1):
-        raise _outside(prompt, f"'{m[f'num{tag}']} ... {m[f'shape{tag}']}{m[f'plural{tag}']}' does not agree in number")
-    size = _SIZE_OF_WORD[m[f"size{tag}"]] if m[f"size{tag}"] else None
-    return ObjectSpec(m[f"shape{tag}"], m[f"colour{tag}"], size, count)
-
-
-def parse_prompt(prompt: str) -> PromptSpec:
-    """Parse a caption of the scene grammar into a :class:`PromptSpec`.
-
-    Case, surrounding spaces and a final full stop are ignored.
-    Raises GenimgError("prompt is outside the scene grammar: ...") for anything else the
-    grammar cannot produce (unknown words, number disagreement, a background the same colour
-    as an object, a relation between two identical objects, counts above four).
-    """
-    if not isinstance(prompt, str):
-        raise GenimgError(f"prompt must be a string, got {type(prompt).__name__}")
-    text = " ".join(prompt.lower().strip().rstrip(".").split())
-    text = text.replace(" ,", ",")
-
-    if m := _RELATION_PROMPT.match(text):
-        objects = (_object_from_match(m, "0", prompt), _object_from_match(m, "1", prompt))
-        if any(o.count != 1 for o in objects):
-            raise _outside(prompt, "a relation is between two single objects")
-        if (objects[0].shape, objects[0].colour) == (objects[1].shape, objects[1].colour):
-            raise _outside(prompt, "the two objects of a relation must differ in colour or shape")
-        spec = PromptSpec(objects, m["bg"], "relation", relation=_RELATION_OF_PHRASE[m["rel"]])
-    elif m := _POSITION_PROMPT.match(text):
-        obj = _object_from_match(m, "0", prompt)
-        if obj.count != 1:
-            raise _outside(prompt, "a position is asked of a single object")
-        spec = PromptSpec((obj,), m["bg"], "position", position=_POSITION_OF_PHRASE[m["pos"]])
-    elif m := _PLAIN_PROMPT.match(text):
-        obj = _object_from_match(m, "0", prompt)
-        spec = PromptSpec((obj,), m["bg"], "count" if obj.count > 1 else "single")
-    else:
-        raise _outside(prompt, "it does not match any caption pattern")
-
-    if spec.background is not None and any(o.colour == spec.background for o in spec.objects):
-        raise _outside(prompt, "an object has the background colour")
-    return spec
-
-
-def spec_for_scene(scene: Scene) -> PromptSpec:
-    """The spec a fully explicit caption of ``scene`` would parse to (sizes and background given)."""
-    if scene.kind == "count":
-        o = scene.objects[0]
-        objects = (ObjectSpec(o.shape, o.colour, o.size, len(scene.objects)),)
-    else:
-        objects = tuple(ObjectSpec(o.shape, o.colour, o.size, 1) for o in scene.objects)
-    return PromptSpec(objects, scene.background, scene.kind, scene.position, scene.relation)
 
 
 # ---------------------------------------------------------------------------- detection
@@ -601,219 +476,3 @@ def detect(image) -> Detection:
             )
         )
     return Detection(COLOUR_NAMES[bg], tuple(objects))
-
-
-# ---------------------------------------------------------------------------- scoring
-
-
-def region_of(x: float, y: float) -> str | None:
-    """The grammar position (left/right/top/bottom/centre) of a centroid, or None if ambiguous."""
-    dx, dy = x - 0.5, y - 0.5
-    if abs(dx) < CENTRE_THRESH and abs(dy) < CENTRE_THRESH:
-        return "centre"
-    if abs(dx) >= POSITION_THRESH and abs(dx) > abs(dy):
-        return "left" if dx < 0 else "right"
-    if abs(dy) >= POSITION_THRESH and abs(dy) > abs(dx):
-        return "top" if dy < 0 else "bottom"
-    return None
-
-
-def _relation_true(a: DetectedObject, b: DetectedObject, relation: str) -> bool:
-    """True if detected ``a <relation> b``: clearly offset along the axis, more than across."""
-    along, across = grammar.relation_axes(b.x - a.x, b.y - a.y, relation)
-    return along >= RELATION_THRESH and along > abs(across)
-
-
-def score_image(image, prompt: str) -> dict[str, bool | None]:
-    """Check one image against one prompt of the scene grammar.
-
-    Takes a PIL image or uint8 (H, W, 3) array (>= 32x32) and a caption. Returns
-    ``{"background", "colour", "shape", "size", "count", "position", "relation", "all"}``:
-    each True/False, or None when the prompt does not ask it; "all" is True when every
-    asked check is. "count" also fails when the image holds objects the prompt did not ask
-    for. Raises GenimgError for a prompt outside the grammar or a bad image.
-    """
-    spec = parse_prompt(prompt)
-    found = detect(image)
-    objs = found.objects
-
-    colour_ok, shape_ok, size_ok, count_ok, matches = [], [], [], [], []
-    for want in spec.objects:
-        same_colour = [o for o in objs if o.colour == want.colour]
-        hits = [o for o in same_colour if o.shape == want.shape]
-        matches.append(hits)
-        colour_ok.append(bool(same_colour))
-        shape_ok.append(bool(hits))
-        if want.size is not None:
-            size_ok.append(bool(hits) and all(o.size == want.size for o in hits))
-        count_ok.append(len(hits) == want.count)
-
-    result: dict[str, bool | None] = dict.fromkeys(CHECKS)
-    if spec.background is not None:
-        result["background"] = found.background == spec.background
-    result["colour"] = all(colour_ok)
-    result["shape"] = all(shape_ok)
-    result["size"] = all(size_ok) if size_ok else None
-    # Exact count of each asked object and nothing else in the picture.
-    result["count"] = all(count_ok) and len(objs) == sum(o.count for o in spec.objects)
-    if spec.position is not None:
-        result["position"] = any(region_of(o.x, o.y) == spec.position for o in matches[0])
-    if spec.relation is not None:
-        result["relation"] = any(_relation_true(a, b, spec.relation) for a in matches[0] for b in matches[1])
-    result["all"] = all(v for k, v in result.items() if k != "all" and v is not None)
-    return result
-
-
-def evaluate(images, prompts) -> dict:
-    """Score many images against their prompts.
-
-    Takes a sequence of images (PIL or uint8 arrays, or one uint8 (N, H, W, 3) array) and
-    an equally long sequence of prompts. Returns ``{"n", "all", "checks", "kinds",
-    "n_checks", "n_kinds"}``: "all" is the fraction of images passing every asked check;
-    "checks"[name] the accuracy of each check over the images whose prompt asks it (None if
-    none does); "kinds"[kind] the "all" accuracy per prompt kind; the "n_" entries the
-    counts behind them. Raises GenimgError for mismatched lengths, an empty set, bad
-    images or prompts.
-    """
-    images, prompts = list(images), list(prompts)
-    if len(images) != len(prompts):
-        raise GenimgError(f"got {len(images)} images but {len(prompts)} prompts; they must pair up")
-    if not images:
-        raise GenimgError("nothing to evaluate: no images given")
-    per_check = {c: [] for c in CHECKS}
-    per_kind = {k: [] for k in KINDS}
-    overall = []
-    for image, prompt in zip(images, prompts):
-        scores = score_image(image, prompt)
-        for c in CHECKS:
-            if scores[c] is not None:
-                per_check[c].append(scores[c])
-        per_kind[parse_prompt(prompt).kind].append(scores["all"])
-        overall.append(scores["all"])
-
-    def mean(xs):
-        return float(np.mean(xs)) if xs else None
-
-    return {
-        "n": len(overall),
-        "all": mean(overall),
-        "checks": {c: mean(v) for c, v in per_check.items()},
-        "kinds": {k: mean(v) for k, v in per_kind.items()},
-        "n_checks": {c: len(v) for c, v in per_check.items()},
-        "n_kinds": {k: len(v) for k, v in per_kind.items()},
-    }
-
-
-# ---------------------------------------------------------------------------- validation
-
-MISMATCHES: tuple[str, ...] = ("shape", "colour", "count", "relation", "position", "background")
-
-
-def _clamped(obj):
-    """``obj`` moved (if need be) so that it lies inside the image with the grammar's edge pad."""
-    lo = SIZES[obj.size] / 2 + grammar.EDGE_PAD
-    return replace(obj, x=min(max(obj.x, lo), 1 - lo), y=min(max(obj.y, lo), 1 - lo))
-
-
-def mismatched_scene(scene: Scene, what: str, rng: np.random.Generator) -> Scene | None:
-    """A copy of ``scene`` (keeping its caption) that contradicts the caption in one respect.
-
-    ``what`` is one of MISMATCHES. Returns None when it does not apply to this scene (e.g.
-    "relation" for a count scene, "background" when the caption leaves it open).
-    """
-    objs = list(scene.objects)
-    first = objs[0]
-    # The objects the caption calls objects[0] (all of them for a count scene).
-    targets = range(len(objs)) if scene.kind == "count" else [0]
-    used = {o.colour for o in objs} | {scene.background}
-
-    if what == "shape":
-        other = [s for s in SHAPES if s != first.shape]
-        new = other[int(rng.integers(len(other)))]
-        for i in targets:
-            objs[i] = replace(objs[i], shape=new)
-    elif what == "colour":
-        free = [c for c in COLOUR_NAMES if c not in used]
-        new = free[int(rng.integers(len(free)))]
-        for i in targets:
-            objs[i] = replace(objs[i], colour=new)
-    elif what == "count":
-        if scene.kind == "count" and (len(objs) == 4 or rng.random() < 0.5):
-            objs.pop(int(rng.integers(len(objs))))
-        else:
-            # One more copy; a small one if a big one does not fit (a large single object
-            # near the centre leaves no room for another large one).
-            for size in (first.size, "small"):
-                spot = grammar.free_position(rng, size, objs, tries=256)
-                if spot is not None:
-                    objs.append(replace(first, size=size, x=spot[0], y=spot[1]))
-                    break
-            else:
-                return None
-    elif what == "relation":
-        if scene.kind != "relation":
-            return None
-        a, b = objs
-        # Swap the centres (clamped so a large object moved to a small one's spot near
-        # the edge stays inside the image).
-        objs = [_clamped(replace(a, x=b.x, y=b.y)), _clamped(replace(b, x=a.x, y=a.y))]
-    elif what == "position":
-        if scene.kind != "position":
-            return None
-        opposite = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
-        if scene.position == "centre":
-            target = POSITIONS[int(rng.integers(4))]
-        else:
-            target = opposite[scene.position]
-        objs[0] = replace(first, **dict(zip("xy", grammar.region_centre(rng, target, first.size))))
-    elif what == "background":
-        if parse_prompt(scene.caption).background is None:
-            return None
-        free = [c for c in COLOUR_NAMES if c not in used]
-        return replace(scene, background=free[int(rng.integers(len(free)))])
-    else:
-        raise GenimgError(f"unknown mismatch {what!r}; expected one of {', '.join(MISMATCHES)}")
-    return replace(scene, objects=tuple(objs))
-
-
-def validate(n_random: int = 500, size: int = 64) -> dict:
-    """Validate the evaluator on ground-truth renders of the grammar.
-
-    Renders :func:`grammar.eval_prompt_set` and ``scene_for_seed(0 .. n_random-1)`` at
-    ``size`` px. Returns ``{"size", "eval_set", "random", "rejection", "n_rejection"}``:
-    "eval_set" and "random" are :func:`evaluate` results on true renders (should be ~1.0;
-    "random" is None when ``n_random`` is 0); "rejection"[what] is the fraction of renders
-    contradicting their caption in one respect (see :func:`mismatched_scene`; made for
-    every scene of both sets) that the evaluator rejects ("all" False), with
-    "rejection"["overall"] across all of them (should be ~1.0). Deterministic.
-    Raises GenimgError for a negative ``n_random`` or a ``size`` below 32.
-    """
-    if n_random < 0:
-        raise GenimgError(f"n_random must be non-negative, got {n_random}")
-    if size < 32:
-        raise GenimgError(f"the evaluator needs images of at least 32 px, got size {size}")
-    eval_scenes = grammar.eval_prompt_set()
-    random_scenes = [grammar.scene_for_seed(i) for i in range(n_random)]
-
-    def run(scenes):
-        if not scenes:
-            return None
-        return evaluate([grammar.render(s, size) for s in scenes], [s.caption for s in scenes])
-
-    rng = np.random.default_rng(7)
-    rejected = {what: [] for what in MISMATCHES}
-    for scene in eval_scenes + random_scenes:
-        for what in MISMATCHES:
-            bad = mismatched_scene(scene, what, rng)
-            if bad is not None:
-                rejected[what].append(not score_image(grammar.render(bad, size), scene.caption)["all"])
-    everything = [r for rs in rejected.values() for r in rs]
-    rejection = {what: (float(np.mean(r)) if r else None) for what, r in rejected.items()}
-    rejection["overall"] = float(np.mean(everything))
-    return {
-        "size": size,
-        "eval_set": run(eval_scenes),
-        "random": run(random_scenes),
-        "rejection": rejection,
-        "n_rejection": {**{w: len(r) for w, r in rejected.items()}, "overall": len(everything)},
-    }

@@ -87,7 +87,7 @@ def request_from_args(args: argparse.Namespace):
 
 def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Run the command; returns the JSON payload (printed by genimg.cli.main with --json)."""
-    from genimg.cli import progress_bar
+    from genimg.cli.common import progress_bar
     from genimg.config import settings
     from genimg.models.pool import get_pool
     from genimg.evaluation.report import summary_table, write_report

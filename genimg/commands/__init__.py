@@ -1,1 +1,0 @@
-"""CLI commands contributed by capabilities: each module has ``register(subparsers)``."""

@@ -1,0 +1,109 @@
+"""Training of the embedded conditional VAE (``python -m genimg train vae``).
+
+A Gaussian likelihood with std ``rec_sigma`` on [-1, 1] pixels plus the KL to the learned
+conditional prior p(z | text), the KL weight warmed up over ``kl_warmup`` steps. The EMA
+model is evaluated by sampling from the prior, like the shipped pipeline. Data, cadence,
+evaluation and export are the one-step models' (:mod:`genimg.training.onestep`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genimg.training.checkpoints import load_optimizer_tensors, load_tensors, optimizer_tensors
+from genimg.training.ema import EMA
+from genimg.training.loop import fit
+from genimg.training.onestep import DATA_DIR, DEFAULTS, OneStepTrainer, run_cli
+from genimg.training.registry import register_trainer
+
+
+class VaeTrainer(OneStepTrainer):
+    """The conditional VAE and its EMA (shipped), Adam with ``warmup`` steps of learning-rate warm-up."""
+
+    name = "vae"
+
+    def __init__(self, *, steps: int = DEFAULTS["vae"]["steps"], batch_size: int = DEFAULTS["vae"]["batch_size"],
+                 lr: float = DEFAULTS["vae"]["lr"], seed: int = 0, config="default", n_data: int = 40000,
+                 data_dir=DATA_DIR, rec_sigma: float = 0.3, kl_warmup: int = 500, warmup: int = 100,
+                 ema_decay: float = 0.999, eval_minutes: float = 10.0, eval_every: int = 0, eval_seeds=(0, 1),
+                 ckpt_minutes: float = 5.0, threads: int = 1, log=print):
+        from genimg.embedded.cvae import vae_config
+
+        arch = vae_config(config)
+        super().__init__(arch, config, int(arch["vae"]["image_size"]),
+                         {"rec_sigma": rec_sigma, "kl_warmup": kl_warmup, "warmup": warmup},
+                         steps=steps, batch_size=batch_size, lr=lr, seed=seed, n_data=n_data, data_dir=data_dir,
+                         ema_decay=ema_decay, eval_minutes=eval_minutes, eval_every=eval_every,
+                         eval_seeds=eval_seeds, ckpt_minutes=ckpt_minutes, threads=threads, log=log)
+        self.rec_sigma, self.kl_warmup, self.warmup = rec_sigma, kl_warmup, warmup
+
+    def build(self) -> None:
+        """The VAE, its EMA and Adam."""
+        from genimg.embedded.cvae import ConditionalVAE
+        from genimg.embedded.gan import n_params
+
+        self.vae = self.network = ConditionalVAE(**self.arch["vae"])
+        self.ema = EMA(self.vae, decay=self.ema_decay)
+        self.opt = torch.optim.Adam(self.vae.parameters(), lr=self.lr)
+        self.params = n_params(self.vae)
+        self.log(f"vae: {self.params / 1e6:.2f}M parameters; data {tuple(self.data[0].shape)}")
+        self.vae.train()
+
+    def pipeline(self):
+        """The VAE pipeline around the EMA model (samples z from the conditional prior)."""
+        from genimg.embedded.cvae import build_vae_pipeline
+
+        return build_vae_pipeline(self.ema.model, text_encoder=self.te, tokenizer=self.tok)
+
+    def step(self, step: int) -> dict[str, float]:
+        """One negative-ELBO step; returns {"loss", "mse", "kl"}."""
+        vae, g, batch_size = self.vae, self.g, self.batch_size
+        x, s, m, p = self.batch(step)
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr * min(1.0, (step + 1) / self.warmup)
+        rec, kl = vae(x, s, m, p, torch.randn(batch_size, vae.config.z_dim, generator=g))
+        # Per-pixel normalised negative ELBO (Gaussian likelihood, fixed std), KL weight warmed up.
+        nll = (rec - x).pow(2).sum(dim=(1, 2, 3)) / (2 * self.rec_sigma ** 2)
+        beta = min(1.0, (step + 1) / max(1, self.kl_warmup))
+        loss = (nll + beta * kl).mean() / x[0].numel()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        self.opt.step()
+        self.ema.update(vae, step)
+        return {"loss": loss.item(), "mse": (rec - x).pow(2).mean().item(), "kl": kl.mean().item()}
+
+    def checkpoint_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
+        """The VAE, its EMA and the optimizer moments."""
+        return {"vae": self.vae.state_dict(), "ema": self.ema.state_dict(), "opt": optimizer_tensors(self.opt)}
+
+    def load_checkpoint(self, checkpoint: Path) -> None:
+        """Restore the VAE, EMA and optimizer from ``checkpoint``."""
+        self.vae.load_state_dict(load_tensors(checkpoint, "vae"))
+        self.ema.model.load_state_dict(load_tensors(checkpoint, "ema"))
+        load_optimizer_tensors(self.opt, load_tensors(checkpoint, "opt"))
+
+    def state(self) -> dict[str, Any]:
+        """Parameter count and the seed, for the model card."""
+        return {"params": self.params, "seed": self.seed}
+
+
+def train_vae(out_dir=DEFAULTS["vae"]["out"], *, resume: bool = True, **options) -> Path:
+    """Train the conditional VAE in ``out_dir`` (resumably); returns the final checkpoint folder.
+
+    ``options`` are :class:`VaeTrainer`'s (steps, batch_size, lr, config, n_data, data_dir,
+    rec_sigma, kl_warmup, eval_minutes, ..., log).
+    """
+    return fit(VaeTrainer(**options), out_dir, resume=resume).checkpoint
+
+
+@register_trainer("vae")
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """``python -m genimg train vae [options]``: train, export and measure; returns the summary.
+
+    Raises GenimgError for a user error (e.g. ``--export-only`` without a checkpoint).
+    """
+    return run_cli(VaeTrainer, argv)

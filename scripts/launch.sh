@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+echo "genimg: starting the dashboard (the default model loads in the background; ~10-20 s)" >&2
 exec .venv/bin/python app.py

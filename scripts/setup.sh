@@ -21,15 +21,25 @@ libs=$(ldconfig -p 2>/dev/null || true)
 if ! grep -q 'libGL.so.1' <<<"$libs" || ! grep -q 'libglib-2.0.so.0' <<<"$libs"; then
   apt_install libgl1 libglib2.0-0
 fi
+# Say what happens while it happens: the first run takes minutes and nobody should wonder if it hung.
+started=$SECONDS
+step() { echo "genimg setup [$1/4] $2 (${SECONDS}s since start)" >&2; }
 stamp=.venv/.installed-$(cat requirements.txt $req | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
+  echo "genimg setup: first run — installing into .venv (about 2.5 GB, typically 3-5 minutes;" \
+       "later runs skip this and start in seconds)" >&2
+  step 1 "creating .venv with $("$PY" --version 2>&1)"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
   # torch first and alone, so nothing else can pull a CUDA build in its place.
+  step 2 "installing torch 2.13.0 (CPU build)"
   .venv/bin/python -m pip install -q "torch==2.13.0"
+  step 3 "installing diffusers, transformers, gradio, onnxruntime, ncnn, scikit-image and the rest ($req)"
   .venv/bin/python -m pip install -q -r "$req"
   touch "$stamp"
+  step 4 "packages ready after $((SECONDS - started)) s"
 fi
 if [ $want_test = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "genimg setup: installing Debian's chromium for the browser tests" >&2
   apt_install chromium
 fi

@@ -26,6 +26,7 @@ def test_evaluate_two_models_shows_table_and_plots(page, artifacts_dir, tmp_path
     for label in ("Sharpness", "Entropy"):
         metrics.get_by_role("checkbox", name=label, exact=True).check()
     page.locator("#evaluate-prompts textarea").fill("a red circle on a blue background\na lighthouse")
+    page.locator("#evaluate-grammar input").fill("0")  # only the two typed prompts (the default adds 4 grammar ones)
     page.locator("#evaluate-seeds textarea").fill("0,1")
     page.locator("#evaluate-button").click()
 

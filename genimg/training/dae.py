@@ -46,7 +46,7 @@ def _training_images() -> list[np.ndarray]:
 
 def _example_images() -> list[tuple[str, np.ndarray]]:
     from genimg.imageio import load_image
-    from genimg.restore.bench import example_paths
+    from genimg.examples import example_paths
 
     return [(p.stem, load_image(p).rgb_array()) for p in example_paths(rgb_only=True)]
 

@@ -215,8 +215,8 @@ class FewstepTrainer(Trainer):
             "eval_seeds": list(self.eval_seeds), "eval_steps": self.eval_steps})
 
         vae_cfg = json.loads((run / "vae" / "config.json").read_text())
-        self.vae = vae_class(vae_cfg.get("_class_name", "AutoencoderKL")).from_pretrained(str(run / "vae"),
-                                                                                          use_safetensors=True)
+        autoencoder = vae_class(vae_cfg.get("_class_name", "AutoencoderKL"))
+        self.vae = autoencoder.from_pretrained(str(run / "vae"), use_safetensors=True)
         self.vae.eval().requires_grad_(False)
         scale, shift = float(vae_cfg["scaling_factor"]), float(vae_cfg.get("shift_factor") or 0.0)
         self.train_x = ((torch.from_numpy(np.load(needed[0])).float() - shift) * scale).half()

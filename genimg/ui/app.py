@@ -30,8 +30,6 @@ CSS = """
 .results-grid .thumbnail-item { aspect-ratio: 1 / 1; }
 .results-grid .grid-wrap, .model-columns .grid-wrap { max-height: none !important; height: auto !important;
   overflow: visible !important; }
-/* Small outputs (the 64 px embedded models) enlarged crisply on screen; the PNG itself stays native. */
-.pixel-art img { image-rendering: pixelated; }
 /* Compare: exactly one column per model (Gradio sets --grid-cols from the model count). */
 .model-columns .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(160px, 300px)) !important;
   justify-content: start; }
@@ -39,6 +37,18 @@ CSS = """
 .footnote { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 .caption-label { white-space: normal !important; max-width: 100% !important; }
 """
+
+
+# Small outputs (the 64 px embedded models) are enlarged crisply on screen -- nearest-neighbour when an
+# image is shown at 1.5x or more of its own size -- while the PNG a visitor downloads stays native. CSS
+# alone cannot ask an image its natural size, so a capturing `load` listener does it.
+HEAD = """<script>
+document.addEventListener("load", (event) => {
+  const img = event.target;
+  if (img.tagName !== "IMG" || !img.closest(".results-grid, .model-columns")) return;
+  img.style.imageRendering = img.naturalWidth * 1.5 <= img.clientWidth ? "pixelated" : "auto";
+}, true);
+</script>"""
 
 
 def build_app(pool: ModelPool | None = None) -> gr.Blocks:
@@ -134,6 +144,6 @@ def launch(**overrides: Any) -> None:
     host, port = server_address()
     if os.environ.get("GENIMG_PRELOAD", "1") != "0":
         preload(pool)
-    kwargs: dict[str, Any] = dict(server_name=host, server_port=port, css=CSS, **launch_options(env))
+    kwargs: dict[str, Any] = dict(server_name=host, server_port=port, css=CSS, head=HEAD, **launch_options(env))
     kwargs.update(overrides)
     demo.launch(**kwargs)

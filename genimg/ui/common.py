@@ -38,7 +38,6 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 MISSING = "weights missing"
-SMALL_IMAGE = 256  # results smaller than this (px, longer side) are shown enlarged, pixel-crisp
 
 
 def model_choices(pool: Any, task: str) -> list[tuple[str, str]]:
@@ -99,12 +98,6 @@ def example_prompts(pool: Any, model_ids: Any) -> list[list[str]]:
         if domain is not None:
             return [[p] for p in domain.examples()]
     return [["a lighthouse at dusk, oil painting"], ["a red fox in the snow, photograph"]]
-
-
-def results_gallery_classes(images: list[Any]) -> list[str]:
-    """CSS classes for a results gallery: small images are enlarged pixel-crisp (the files stay native)."""
-    small = bool(images) and max(max(getattr(i, "size", (SMALL_IMAGE, SMALL_IMAGE))) for i in images) < SMALL_IMAGE
-    return ["results-grid", "pixel-art"] if small else ["results-grid"]
 
 
 def step_progress(progress: gr.Progress, desc: str) -> Callable[..., None]:

@@ -9,8 +9,7 @@ import gradio as gr
 from genimg.tasks.compare import compare
 from genimg.params import scheduler_names
 from genimg.tasks.generate import GenerateRequest
-from genimg.ui.common import (cells_progress, example_prompts, model_choices, prompt_note, results_gallery_classes,
-                              user_errors)
+from genimg.ui.common import cells_progress, example_prompts, model_choices, prompt_note, user_errors
 from genimg.ui.generate_tab import gallery_items
 
 TABLE_COLUMNS = ["model", "runs on", "wall s", "speed", "denoise s", "decode s", "peak MB", "first load s", "error"]
@@ -116,10 +115,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         result = compare(request, list(model_ids or []), pool, progress=cells_progress(progress),
                          warmup=bool(do_warmup))
         payload = {"seeds": result.seeds, "cells": [c.summary() for c in result.cells]}
-        images = [c.result.images[0] for c in result.cells if c.result is not None and c.result.images]
-        classes = ["model-columns", *(["pixel-art"] if "pixel-art" in results_gallery_classes(images) else [])]
-        return (gr.Gallery(value=grid(result), columns=len(result.cells), elem_classes=classes), table_rows(result),
-                payload)
+        return gr.Gallery(value=grid(result), columns=len(result.cells)), table_rows(result), payload
 
     gr.on([prompt.change, models.change], lambda text, ids: prompt_note(pool, ids, text), [prompt, models], note,
           api_name=False, queue=False, show_progress="hidden")

@@ -118,7 +118,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         use_cache = gr.Checkbox(label="Reuse cached cells (same model weights, settings, prompt and seed)", value=True)
     gallery = gr.Gallery(label="Images: one column per model", columns=max(1, len(default_models)), height="auto",
                          format="png", elem_id="evaluate-gallery", object_fit="contain",
-                         elem_classes=["model-columns", "pixel-art"])
+                         elem_classes=["model-columns"])
     missing = gr.Markdown(elem_id="evaluate-unavailable", elem_classes=["footnote"])
     table = gr.Dataframe(label="Per model: mean [95% CI] (★ = on the latency–quality Pareto front)",
                          interactive=False, wrap=True, elem_id="evaluate-table")
@@ -164,10 +164,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         metric = quality_metric(result.metrics, payload["summary"])
         scatter_plot, bar_plot = _plots(payload["summary"], metric)
         columns = max(1, len(result.summary))
-        small = all(max(row.image.size) < 256 for row in result.rows if row.image is not None)
-        return (gr.Gallery(value=items, columns=columns, elem_classes=["model-columns"] + (["pixel-art"] if small
-                                                                                            else [])),
-                pd.DataFrame(rows, columns=header),
+        return (gr.Gallery(value=items, columns=columns), pd.DataFrame(rows, columns=header),
                 gr.Dropdown(choices=[(LABELS.get(k, k), k) for k in plotted], value=metric),
                 scatter_plot, bar_plot, str(paths.zip), str(paths.html), report_fragment(result), payload,
                 payload["summary"])

@@ -11,8 +11,8 @@ from genimg.outputs import attach_metadata
 from genimg.tasks.batching import Coalescer
 from genimg.params import scheduler_names
 from genimg.tasks.generate import GenerateRequest
-from genimg.ui.common import (example_prompts, model_choices, model_note, prompt_note, results_gallery_classes,
-                              step_progress, user_errors)
+from genimg.ui.common import (example_prompts, model_choices, model_note, prompt_note, step_progress,
+                              user_errors)
 
 
 def model_defaults(pool: Any, model_id: str | None) -> tuple[Any, Any, Any, Any, str]:
@@ -106,9 +106,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         summary = result_summary(result)
         payload = {"seeds": result.seeds, "params": result.params, "model": result.model,
                    "timings": result.timings.as_dict()}
-        items = gallery_items(result)
-        return (gr.Gallery(value=items, elem_classes=results_gallery_classes(result.images)),
-                timing_markdown(summary), payload)
+        return gallery_items(result), timing_markdown(summary), payload
 
     def on_model(model_id):
         return (*model_defaults(pool, model_id), model_note(pool, model_id),

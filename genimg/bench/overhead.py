@@ -3,7 +3,9 @@
 One request, four ways, interleaved trial by trial: the bare diffusers pipeline, the task
 function (:func:`genimg.tasks.generate.generate`), ``/generate`` over plain HTTP (Gradio's
 REST call API, as curl would) and ``/generate`` through ``gradio_client``, against the real
-app served on a free loopback port. Outside checks read ``http_over_bare`` from here.
+app served on a free loopback port. Outside checks read ``http_over_bare`` from here. Then what a
+person waits for: click on Generate in Chromium to the new image painted on screen, interleaved
+with the bare call (``browser.click_to_image_over_bare``; skipped without Debian's chromium).
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def bench_dashboard_overhead(catalog: dict[str, Any], model_id: str, repeats: in
         timings = interleaved({"bare_pipeline": bare, "direct_task": direct, "http_api": through_http,
                                "gradio_client": through_api}, repeats)
         http.close()
+        browser = _browser_click_to_image(f"http://127.0.0.1:{port}/", request.prompt, bare, repeats)
     finally:
         import contextlib
         import sys
@@ -98,5 +101,55 @@ def bench_dashboard_overhead(catalog: dict[str, Any], model_id: str, repeats: in
         "http_over_bare": ratio(timings, "http_api", "bare_pipeline"),
         "api_over_bare": ratio(timings, "gradio_client", "bare_pipeline"),
         "api_over_direct": ratio(timings, "gradio_client", "direct_task"),
+        "browser": browser,
         "goal": "http_over_bare and api_over_bare <= 1.10 on the embedded diffusion model",
     }
+
+
+def _browser_click_to_image(url: str, prompt: str, bare: Any, repeats: int) -> dict[str, Any]:
+    """Click-to-image in a real browser vs the bare call, interleaved; {"skipped": why} without Chromium."""
+    import os
+    import time
+
+    from genimg.bench.timing import stats
+
+    chromium = "/usr/bin/chromium"
+    if not os.path.exists(chromium):
+        return {"skipped": f"{chromium} not found (apt-get install chromium)"}
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {"skipped": "playwright is not installed (requirements-test.txt)"}
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+    clicks: list[float] = []
+    bares: list[float] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=args, headless=True)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.goto(url, wait_until="domcontentloaded")
+        page.locator("#generate-prompt textarea").fill(prompt)
+        # Timed in the page's own clock, from the click event to the new image decoded: Playwright's
+        # own click (actionability checks, ~50-100 ms) is not what a person waits for.
+        page.evaluate("""() => document.addEventListener("click", e => {
+            if (e.target.closest("#generate-button")) window.__genimgClick = performance.now(); }, true)""")
+        for trial in range(repeats + 1):  # the first is a warm-up (page, first file fetch)
+            before = page.evaluate("() => document.querySelector('#generate-gallery img')?.src || ''")
+            page.locator("#generate-button").click()
+            # The seed is random (-1), so every result is a new file: wait for it to be decoded on screen.
+            handle = page.wait_for_function("""before => { const img = document.querySelector('#generate-gallery img');
+                return img && img.src !== before && img.complete && img.naturalWidth > 0
+                    && (performance.now() - window.__genimgClick) / 1000; }""", arg=before, timeout=120_000,
+                                            polling="raf")
+            elapsed = float(handle.json_value())
+            t0 = time.perf_counter()
+            bare()
+            if trial:
+                clicks.append(elapsed)
+                bares.append(time.perf_counter() - t0)
+        browser.close()
+    click, base = stats(clicks), stats(bares)
+    return {"click_to_image": click, "bare_pipeline": base,
+            "click_to_image_over_bare": click["median_s"] / base["median_s"],
+            "note": "Chromium on loopback, the Generate tab's default model and settings, seed -1 (a new file each "
+                    "time); from the click to the new image decoded on screen"}

@@ -78,10 +78,14 @@ def assert_images_readable(page, selector: str, count: int | None = None) -> Non
 
 
 def table_rows(page, selector: str) -> list[list[str]]:
+    """The data rows of a result table, after checking that none hides behind a scroll."""
     from playwright.sync_api import expect
 
     rows = page.locator(selector).get_by_role("row").filter(has=page.get_by_role("gridcell"))
     expect(rows.first).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    scrolling = page.locator(selector).evaluate("""el => [...el.querySelectorAll("*")].some(e =>
+        /(auto|scroll)/.test(getComputedStyle(e).overflowY) && e.scrollHeight > e.clientHeight + 2)""")
+    assert not scrolling, f"{selector}: rows hidden in a scrolling box"
     return [[c.strip() for c in row.get_by_role("gridcell").all_inner_texts()] for row in rows.all()]
 
 
@@ -106,6 +110,9 @@ def test_generate(page, artifacts_dir):
     expect(page.locator("#generate-note")).to_have_text("")
     page.locator("#generate-button").click()
     assert_images_readable(page, "#generate-gallery img", count=1)
+    # The 64 px result is enlarged crisply on screen (the file stays 64 px).
+    image = page.locator("#generate-gallery img").first
+    assert image.evaluate("img => [img.naturalWidth, getComputedStyle(img).imageRendering]") == [64, "pixelated"]
     expect(page.locator("#generate-timing")).to_contain_text("steps/s")
     assert_no_toast(page, "Generate")
     shoot(page, artifacts_dir, "generate")

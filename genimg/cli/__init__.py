@@ -1,7 +1,7 @@
 """Command line: ``python -m genimg <command>``, a thin front end over the task functions.
 
 One module per command family, each with ``register(subparsers)``; the shared parts (parser,
-progress bars, generation flags) are :mod:`genimg.cli.common`. Contract (DESIGN.md): every command
+progress bars, generation flags) are :mod:`genimg.cli.common`. Contract (README, "What it does"): every command
 has ``--help``; ``--json`` prints one JSON object on stdout with the outputs' paths, parameters and
 timings; a user error exits with code 2 and one ``error: ...`` line on stderr, never a traceback.
 """

@@ -1,6 +1,6 @@
 """What every ``python -m genimg`` command shares: the parser, progress bars, generation flags, output folder.
 
-Contract (DESIGN.md): every command has ``--help``; ``--json`` prints one JSON object on stdout with
+Contract (README, "What it does"): every command has ``--help``; ``--json`` prints one JSON object on stdout with
 the outputs' paths, parameters and timings; a user error exits with code 2 and one ``error: ...``
 line on stderr, never a traceback.
 """

@@ -29,7 +29,8 @@ CSS = """
   justify-content: start; }
 .results-grid .thumbnail-item { aspect-ratio: 1 / 1; }
 .results-grid .grid-wrap, .model-columns .grid-wrap { max-height: none !important; height: auto !important;
-  overflow: visible !important; }
+  min-height: 0 !important; overflow: visible !important; }
+.results-grid, .model-columns { min-height: 0 !important; }
 /* Compare: exactly one column per model (Gradio sets --grid-cols from the model count). */
 .model-columns .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(160px, 300px)) !important;
   justify-content: start; }

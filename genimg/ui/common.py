@@ -39,6 +39,8 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 MISSING = "weights missing"
+# Result tables show every row: Gradio's default 500 px box would hide the last ones behind a scroll.
+RESULTS_TABLE_HEIGHT = 4000
 
 
 def model_choices(pool: Any, task: str) -> list[tuple[str, str]]:
@@ -65,39 +67,37 @@ def model_note(pool: Any, model_id: str | None) -> str:
     except GenimgError as exc:
         return f"⚠ {exc}"
     if not ok:
-        return f"⚠ **{spec.name}: {MISSING}.** How to add them: {reason}"
+        return f"⚠ **{spec.name}: {MISSING}.** How to add them: {reason.removeprefix(MISSING + ': ')}"
     domain = domain_of(spec)
     return f"**Draws:** {domain.vocabulary}" if domain is not None else ""
 
 
-def prompt_note(pool: Any, model_ids: Any, prompt: str) -> str:
-    """An inline note when ``prompt`` is outside what the chosen model(s) can draw (empty when fine)."""
+def _domains(pool: Any, model_ids: Any) -> list[Any]:
+    """The prompt domains of the chosen model(s), in order (models without one are skipped)."""
     from genimg.domains import domain_of
 
-    ids = [model_ids] if isinstance(model_ids, str) else list(model_ids or [])
-    for model_id in ids:
+    found = []
+    for model_id in [model_ids] if isinstance(model_ids, str) else list(model_ids or []):
         try:
             domain = domain_of(pool.spec(model_id))
-        except GenimgError:
+        except GenimgError:  # a typed, unknown id: the run will say so
             continue
-        note = domain.check(prompt) if domain is not None else None
-        if note:
-            return f"ℹ {note}"
-    return ""
+        if domain is not None:
+            found.append(domain)
+    return found
+
+
+def prompt_note(pool: Any, model_ids: Any, prompt: str) -> str:
+    """An inline note when ``prompt`` is outside what the chosen model(s) can draw (empty when fine)."""
+    notes = [note for note in (d.check(prompt) for d in _domains(pool, model_ids)) if note]
+    return f"ℹ {notes[0]}" if notes else ""
 
 
 def example_prompts(pool: Any, model_ids: Any) -> list[list[str]]:
     """Clickable example prompts (Dataset samples) for the chosen model(s)' prompt domain."""
-    from genimg.domains import domain_of
-
-    ids = [model_ids] if isinstance(model_ids, str) else list(model_ids or [])
-    for model_id in ids:
-        try:
-            domain = domain_of(pool.spec(model_id))
-        except GenimgError:
-            continue
-        if domain is not None:
-            return [[p] for p in domain.examples()]
+    domains = _domains(pool, model_ids)
+    if domains:
+        return [[p] for p in domains[0].examples()]
     return [["a lighthouse at dusk, oil painting"], ["a red fox in the snow, photograph"]]
 
 

@@ -9,7 +9,8 @@ import gradio as gr
 from genimg.tasks.compare import compare
 from genimg.params import scheduler_names
 from genimg.tasks.generate import GenerateRequest
-from genimg.ui.common import cells_progress, example_prompts, model_choices, prompt_note, user_errors
+from genimg.ui.common import (RESULTS_TABLE_HEIGHT, cells_progress, example_prompts, model_choices, prompt_note,
+                              user_errors)
 from genimg.ui.generate_tab import gallery_items
 
 TABLE_COLUMNS = ["model", "runs on", "wall s", "speed", "denoise s", "decode s", "peak MB", "first load s", "error"]
@@ -93,7 +94,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     gallery = gr.Gallery(label="One column per model", show_label=False, columns=max(2, len(default)), height="auto",
                          format="png", elem_id="compare-gallery", object_fit="contain",
                          elem_classes=["model-columns"])
-    table = gr.Dataframe(headers=TABLE_COLUMNS, label="Timings (warm, device-synchronised)", interactive=False,
+    table = gr.Dataframe(max_height=RESULTS_TABLE_HEIGHT, headers=TABLE_COLUMNS, label="Timings (warm, device-synchronised)", interactive=False,
                          elem_id="compare-table")
     gr.Markdown(MEMORY_NOTE, elem_classes=["footnote"])
     with gr.Accordion("All numbers (JSON)", open=False):

@@ -24,7 +24,7 @@ from genimg.evaluation.inputs import (ALL_METRICS, BETTER, DEFAULT_METRICS, IMAG
 from genimg.evaluation.scoring import quality_metric
 from genimg.tasks.evaluate import EvaluateRequest, evaluate
 from genimg.params import scheduler_names
-from genimg.ui.common import model_choices, user_errors
+from genimg.ui.common import RESULTS_TABLE_HEIGHT, model_choices, user_errors
 from genimg.ui.uploads import GatedTextFile, refuse_at_upload
 
 SCATTER_COLUMNS = ["model", "latency_s", "value", "front"]
@@ -120,7 +120,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                          format="png", elem_id="evaluate-gallery", object_fit="contain",
                          elem_classes=["model-columns"])
     missing = gr.Markdown(elem_id="evaluate-unavailable", elem_classes=["footnote"])
-    table = gr.Dataframe(label="Per model: mean [95% CI] (★ = on the latency–quality Pareto front)",
+    table = gr.Dataframe(max_height=RESULTS_TABLE_HEIGHT, label="Per model: mean [95% CI] (★ = on the latency–quality Pareto front)",
                          interactive=False, wrap=True, elem_id="evaluate-table")
     plot_metric = gr.Dropdown(choices=[], value=None, label="Metric to plot", elem_id="evaluate-plot-metric")
     with gr.Row():

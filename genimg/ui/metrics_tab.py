@@ -15,7 +15,7 @@ from genimg.examples import EXAMPLES_DIR
 from genimg.metrics.registry import METRICS, metric_table, per_image
 from genimg.outputs import json_safe
 from genimg.tasks.metrics import compute_metrics, rows_for_table
-from genimg.ui.common import user_errors
+from genimg.ui.common import RESULTS_TABLE_HEIGHT, user_errors
 from genimg.ui.uploads import GatedImage, refuse_at_upload
 
 COLUMNS = ["metric", "value", "direction", "what it means"]
@@ -57,7 +57,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     with gr.Row():
         resize = gr.Checkbox(value=False, label="Resize the image to the reference's size (otherwise sizes must match)")
         run = gr.Button("Compute", variant="primary", elem_id="metrics-button")
-    table = gr.Dataframe(headers=COLUMNS, label="Results (– = cannot apply here; the reason is given)",
+    table = gr.Dataframe(max_height=RESULTS_TABLE_HEIGHT, headers=COLUMNS, label="Results (– = cannot apply here; the reason is given)",
                          interactive=False, wrap=True, elem_id="metrics-table",
                          column_widths=["18%", "27%", "15%", "40%"])
     with gr.Accordion("All values and timings (JSON)", open=False):

@@ -21,7 +21,7 @@ from genimg.examples import example_paths
 from genimg.outputs import attach_metadata
 from genimg.restore.methods import MAX_METHODS, method_task, restore_methods
 from genimg.tasks.restore import RestoreResult, restore
-from genimg.ui.common import cells_progress, user_errors
+from genimg.ui.common import RESULTS_TABLE_HEIGHT, cells_progress, user_errors
 from genimg.ui.uploads import GatedImage, GatedImageEditor, refuse_at_upload, verdict
 
 NONE = "none: restore my image"
@@ -192,7 +192,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                 prompt = gr.Textbox(label="Prompt for diffusion methods", value="")
             run = gr.Button("Restore", variant="primary", elem_id="restore-button")
     best = gr.Markdown(elem_id="restore-best")
-    table = gr.Dataframe(headers=COLUMNS, label="Scores (click a header to sort; best per column highlighted)",
+    table = gr.Dataframe(max_height=RESULTS_TABLE_HEIGHT, headers=COLUMNS, label="Scores (click a header to sort; best per column highlighted)",
                          interactive=False, elem_id="restore-table")
     sliders = []
     for row_start in range(0, SLOTS, 2):

@@ -22,7 +22,7 @@ from genimg.style import DEFAULT_METHODS, STYLES
 from genimg.style.examples import content_images, style_images
 from genimg.style.neural import NUM_PRESETS
 from genimg.tasks.style import StyleResult, stylize
-from genimg.ui.common import cells_progress, model_choices, user_errors
+from genimg.ui.common import RESULTS_TABLE_HEIGHT, cells_progress, model_choices, user_errors
 from genimg.ui.uploads import GatedImage, refuse_at_upload
 
 COLUMNS = ["method", "SSIM (lum.) ↑", "feature dist. ↓", "Gram dist. ↓", "colour dist. ↓", "time s", "load s", "note"]
@@ -141,7 +141,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     gr.Markdown(NOTE)
     gallery = gr.Gallery(label="Results (scores under each)", columns=4, height="auto", format="png",
                          object_fit="contain", elem_id="style-gallery", elem_classes=["results-grid"])
-    table = gr.Dataframe(headers=COLUMNS, label="Scores", interactive=False, elem_id="style-table", wrap=True,
+    table = gr.Dataframe(max_height=RESULTS_TABLE_HEIGHT, headers=COLUMNS, label="Scores", interactive=False, elem_id="style-table", wrap=True,
                          column_widths=["16%", "8%", "9%", "8%", "8%", "7%", "7%", "37%"])
     download = gr.File(label="Download all (PNGs with their parameters, scores CSV, JSON)", elem_id="style-download")
     with gr.Accordion("Record (JSON)", open=False):

@@ -14,7 +14,7 @@ import re
 import pytest
 
 from tests.hostile_files import REFUSED, write_matrix
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, RUN_TIMEOUT_MS, UI_TIMEOUT_MS, pytestmark  # noqa: F401
+from tests.test_browser import RUN_TIMEOUT_MS, UI_TIMEOUT_MS, browser, pytestmark  # noqa: F401 (fixtures)
 from tests.test_hostile_uploads import LEAKS, REFUSAL_WORDS, RSS_CEILING
 
 ACCEPTED_FILE = "rgba"
@@ -31,16 +31,6 @@ IMAGE_INPUTS = [
 @pytest.fixture(scope="module")
 def matrix(tmp_path_factory):
     return write_matrix(tmp_path_factory.mktemp("hostile-browser"))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture()

@@ -116,32 +116,31 @@ class Preset(StyleMethod):
                             load_seconds=lease.load_seconds, seconds=time.perf_counter() - started)
 
 
+class ColourTransfer(StyleMethod):
+    """A classical colour/tonal transfer: one function of :mod:`genimg.style.color` (content, style, strength)."""
+
+    function = ""
+
+    def run(self, inputs: StyleInputs, params: dict[str, Any], pool: Any, step: StepFn) -> StyleRun:
+        from genimg.style import color
+
+        started = time.perf_counter()
+        out = getattr(color, self.function)(inputs.content, inputs.style, inputs.strength)
+        return StyleRun(out, seconds=time.perf_counter() - started)
+
+
 @STYLES.register
-class Reinhard(StyleMethod):
-    id, label, needs = "reinhard", "Reinhard colour transfer (Lab mean/std)", "style"
+class Reinhard(ColourTransfer):
+    id, label, needs, function = "reinhard", "Reinhard colour transfer (Lab mean/std)", "style", "reinhard"
     description = "Reinhard et al. 2001: match the per-channel mean and standard deviation in CIELAB."
     strength_meaning = "moves the target statistics from the content's (0) to the style's (1)"
 
-    def run(self, inputs: StyleInputs, params: dict[str, Any], pool: Any, step: StepFn) -> StyleRun:
-        from genimg.style import color
-
-        started = time.perf_counter()
-        out = color.reinhard(inputs.content, inputs.style, inputs.strength)
-        return StyleRun(out, seconds=time.perf_counter() - started)
-
 
 @STYLES.register
-class Histogram(StyleMethod):
-    id, label, needs = "histogram", "Histogram matching (scikit-image)", "style"
+class Histogram(ColourTransfer):
+    id, label, needs, function = "histogram", "Histogram matching (scikit-image)", "style", "histogram_match"
     description = "Per-channel RGB histogram matching (skimage.exposure.match_histograms)."
     strength_meaning = "blends the matched image with the content"
-
-    def run(self, inputs: StyleInputs, params: dict[str, Any], pool: Any, step: StepFn) -> StyleRun:
-        from genimg.style import color
-
-        started = time.perf_counter()
-        out = color.histogram_match(inputs.content, inputs.style, inputs.strength)
-        return StyleRun(out, seconds=time.perf_counter() - started)
 
 
 @STYLES.register

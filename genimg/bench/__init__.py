@@ -107,6 +107,8 @@ def format_table(report: dict[str, Any]) -> str:
                     lines.append(f"  {model_id:<18} skipped: {row['skipped']}")
                     continue
                 for path in section["paths"]:
+                    if path not in row:  # e.g. no ONNX Runtime path for the one-step GAN / VAE
+                        continue
                     r = row[path]
                     lines.append(f"  {model_id:<18} {path:<14} batch 1 {r['batch1_latency']['median_s'] * 1000:8.1f} ms"
                                  f"  batch 16 {r['batch16_images_per_s']:8.1f} img/s"

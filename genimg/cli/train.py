@@ -7,6 +7,8 @@ JSON-able summary (printed with ``--json``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 from typing import Any
 
 from genimg.training import TRAINERS
@@ -28,5 +30,11 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
 
     A trainer's user error is a GenimgError (the CLI prints it and exits with 2).
     """
-    summary = TRAINERS.get(args.model)(list(args.options))
+    trainer = TRAINERS.get(args.model)
+    if args.json:
+        # --json promises one JSON object on stdout: the trainer's progress log goes to stderr instead.
+        with contextlib.redirect_stdout(sys.stderr):
+            summary = trainer(list(args.options))
+    else:
+        summary = trainer(list(args.options))
     return {"command": "train", "model": args.model, "summary": summary}

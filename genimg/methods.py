@@ -49,11 +49,13 @@ M = TypeVar("M", bound=Method)
 class Registry(Generic[M]):
     """Methods of one kind, by id, in registration order.
 
-    ``what`` names the kind in messages ("restoration method", "metric", ...).
+    ``what`` names the kind in messages ("restoration method", "metric", ...); ``hint`` follows an
+    unknown name's error.
     """
 
-    def __init__(self, what: str, aliases: dict[str, str] | None = None):
+    def __init__(self, what: str, aliases: dict[str, str] | None = None, hint: str = ""):
         self.what = what
+        self.hint = hint  # said after an unknown name, e.g. where to see which can run here
         self._methods: dict[str, M] = {}
         self._aliases = dict(aliases or {})
 
@@ -85,7 +87,8 @@ class Registry(Generic[M]):
         """The method called ``name``; GenimgError naming the known ids when there is none."""
         key = self.canonical(name)
         if key is None:
-            raise GenimgError(f"unknown {self.what} {str(name).strip()!r}: use one of {', '.join(self._methods)}")
+            raise GenimgError(f"unknown {self.what} {str(name).strip()!r}: use one of {', '.join(self._methods)}"
+                              + (f" ({self.hint})" if self.hint else ""))
         return self._methods[key]
 
     def choose(self, names: Iterable[Any] | str | None, *, most: int | None = None,

@@ -2,8 +2,9 @@
 
 A backend is an object with ``availability(spec) -> (ok, reason)``, ``load(spec, placement) ->
 model`` and ``make_variant(model, kind, spec) -> model`` (optionally ``is_present(spec)``: the
-weights are on this machine). Each backend module registers itself with ``@register("<name>")``,
-keyed by the catalog's ``backend`` value; registering a name twice is an error. The pool imports
+weights are on this machine). Each backend module registers itself, last line,
+``register("<name>")(sys.modules[__name__])`` — keyed by the catalog's ``backend`` value;
+registering a name twice is an error. The pool imports
 every backend module (:mod:`genimg.models.pool`); they import their frameworks lazily, inside
 those functions, so that stays cheap.
 """
@@ -25,7 +26,7 @@ _BACKENDS: dict[str, Backend] = {}
 
 
 def register(name: str) -> Callable[[Any], Any]:
-    """Class decorator: register the backend for catalog entries with ``backend = name``.
+    """Decorator: register a backend (a module or object with the functions above) for ``backend = name``.
 
     Raises ValueError when ``name`` is already registered.
     """

@@ -8,6 +8,7 @@ model; for the project's own denoising autoencoder (``method = "dae"``) it reads
 
 from __future__ import annotations
 
+import sys
 import importlib
 import importlib.util
 from dataclasses import dataclass
@@ -74,10 +75,4 @@ def make_variant(model: Any, kind: str, spec: ModelSpec) -> Any:
     raise GenimgError(f"method {spec.id!r} has no {kind!r} variant")
 
 
-@register("classical")
-class ClassicalBackend:
-    """The ``classical`` backend (see the module docstring)."""
-
-    availability = staticmethod(availability)
-    load = staticmethod(load)
-    make_variant = staticmethod(make_variant)
+register("classical")(sys.modules[__name__])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import logging
 import time
 from dataclasses import dataclass
@@ -375,11 +376,4 @@ def make_variant(model: Any, kind: str, spec: ModelSpec) -> Any:
     return variant
 
 
-@register("diffusers")
-class DiffusersBackend:
-    """The ``diffusers`` backend (see the module docstring)."""
-
-    availability = staticmethod(availability)
-    load = staticmethod(load)
-    make_variant = staticmethod(make_variant)
-    is_present = staticmethod(is_present)
+register("diffusers")(sys.modules[__name__])

@@ -8,6 +8,7 @@ components), so four embedded models cost one text encoder.
 
 from __future__ import annotations
 
+import sys
 import importlib
 import logging
 import threading
@@ -111,10 +112,4 @@ def make_variant(model: Any, kind: str, spec: ModelSpec) -> Any:
     raise GenimgError(f"model {spec.id!r} (embedded) has no {kind} variant: pick a diffusers model for {kind}")
 
 
-@register("embedded")
-class EmbeddedBackend:
-    """The ``embedded`` backend (see the module docstring)."""
-
-    availability = staticmethod(availability)
-    load = staticmethod(load)
-    make_variant = staticmethod(make_variant)
+register("embedded")(sys.modules[__name__])

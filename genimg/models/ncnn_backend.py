@@ -18,6 +18,7 @@ per input px), ``shrink`` (input px lost on each side by unpadded convolutions),
 
 from __future__ import annotations
 
+import sys
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -150,10 +151,4 @@ def make_variant(model: Any, kind: str, spec: ModelSpec) -> Any:
     raise GenimgError(f"model {spec.id!r} (ncnn) has no {kind!r} variant")
 
 
-@register("ncnn")
-class NcnnBackend:
-    """The ``ncnn`` backend (see the module docstring)."""
-
-    availability = staticmethod(availability)
-    load = staticmethod(load)
-    make_variant = staticmethod(make_variant)
+register("ncnn")(sys.modules[__name__])

@@ -22,6 +22,7 @@ declared shapes in memory with the ``onnx`` package and leaves the weights untou
 
 from __future__ import annotations
 
+import sys
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,10 +191,4 @@ def make_variant(model: Any, kind: str, spec: ModelSpec) -> Any:
     raise GenimgError(f"model {spec.id!r} (onnx) has no {kind} variant")
 
 
-@register("onnx")
-class OnnxBackend:
-    """The ``onnx`` backend (see the module docstring)."""
-
-    availability = staticmethod(availability)
-    load = staticmethod(load)
-    make_variant = staticmethod(make_variant)
+register("onnx")(sys.modules[__name__])

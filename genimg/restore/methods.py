@@ -60,7 +60,8 @@ class Restorer(Method):
 
 def restorers(pool: Any, task: str | None = None) -> Registry[Restorer]:
     """The pool's catalog entries usable as restorers (optionally only those of ``task``), in catalog order."""
-    registry: Registry[Restorer] = Registry("restoration method")
+    registry: Registry[Restorer] = Registry("restoration method",
+                                            hint="python -m genimg models lists which can run here")
     for spec in pool.catalog.values():
         if method_task(spec) is not None and (task is None or method_task(spec) == task):
             registry.register(Restorer(spec, pool))
@@ -86,12 +87,7 @@ def check_methods(pool: Any, methods: Any) -> list[ModelSpec]:
             spec = pool.catalog[name]
             raise GenimgError(f"model {name!r} does not restore images (its tasks: {', '.join(spec.tasks)}); "
                               f"restoration methods: {', '.join(known.ids())}")
-    try:
-        return [r.spec for r in known.choose(methods, most=MAX_METHODS)]
-    except GenimgError as exc:
-        if str(exc).startswith("unknown"):
-            raise GenimgError(f"{exc} (python -m genimg models lists which can run here)") from None
-        raise
+    return [r.spec for r in known.choose(methods, most=MAX_METHODS)]
 
 
 @dataclass

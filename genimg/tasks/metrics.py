@@ -26,11 +26,11 @@ def default_metrics(with_reference: bool) -> list[str]:
     return [m.id for m in per_image(with_reference) if m.availability()[0]]
 
 
-def resolve_metrics(names: list[str] | None, with_reference: bool) -> tuple[list[str], bool]:
-    """(canonical keys, explicitly asked). Raises GenimgError for unknown names or a
-    full-reference metric without a reference."""
+def resolve_metrics(names: list[str] | None, with_reference: bool) -> list[str]:
+    """Canonical metric keys (every applicable available one when ``names`` is empty). Raises
+    GenimgError for unknown names or a full-reference metric without a reference."""
     if not names:
-        return default_metrics(with_reference), False
+        return default_metrics(with_reference)
     known = {m.id: m for m in per_image()}
     keys: list[str] = []
     for name in names:
@@ -42,7 +42,7 @@ def resolve_metrics(names: list[str] | None, with_reference: bool) -> tuple[list
                               "or pick a no-reference metric (brisque, niqe, sharpness, colourfulness, entropy)")
         if key not in keys:
             keys.append(key)
-    return keys, True
+    return keys
 
 
 def _row(metric: Metric, status: str = "ok", reason: str = "") -> dict[str, Any]:
@@ -68,7 +68,7 @@ def compute_metrics(image: Any, reference: Any = None, metrics: list[str] | None
     started = time.perf_counter()
     decoded = _decode(image, "image to score")
     ref = _decode(reference, "reference") if reference is not None else None
-    keys, _explicit = resolve_metrics(metrics, ref is not None)
+    keys = resolve_metrics(metrics, ref is not None)
     load_s = time.perf_counter() - started
     a = decoded.rgb_array()
     b = ref.rgb_array() if ref is not None else None

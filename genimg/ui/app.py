@@ -36,6 +36,9 @@ CSS = """
   justify-content: start; }
 .model-columns .thumbnail-item { aspect-ratio: 1 / 1; }
 .footnote { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
+/* Evaluate's per-model table has a column per metric: fit the page and wrap, rather than scroll sideways. */
+#evaluate-table table { table-layout: fixed; width: 100% !important; }
+#evaluate-table th, #evaluate-table td { min-width: 0 !important; white-space: normal !important; }
 .caption-label { white-space: normal !important; max-width: 100% !important; }
 """
 

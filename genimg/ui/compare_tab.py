@@ -119,7 +119,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         return gr.Gallery(value=grid(result), columns=len(result.cells)), table_rows(result), payload
 
     gr.on([prompt.change, models.change], lambda text, ids: prompt_note(pool, ids, text), [prompt, models], note,
-          api_name=False, queue=False, show_progress="hidden")
+          api_name=False, queue=False, show_progress="hidden", trigger_mode="always_last")
     examples.click(lambda sample: sample[0], examples, prompt, api_name=False, queue=False)
     run.click(on_compare, [prompt, negative, models, width, height, steps, guidance, scheduler, seed, batch, warmup, own],
               [gallery, table, record], api_name="compare")

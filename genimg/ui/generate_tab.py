@@ -116,7 +116,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                  api_name=False, queue=False)
     # The inline note follows the prompt and the model: advice, never an error.
     gr.on([prompt.change, model.change], lambda text, model_id: prompt_note(pool, model_id, text), [prompt, model],
-          note, api_name=False, queue=False, show_progress="hidden")
+          note, api_name=False, queue=False, show_progress="hidden", trigger_mode="always_last")
     examples.click(lambda sample: sample[0], examples, prompt, api_name=False, queue=False)
     run.click(on_generate, [prompt, negative, model, width, height, steps, guidance, scheduler, seed, batch],
               [gallery, timing, record], api_name="generate", concurrency_limit=concurrency,

@@ -32,14 +32,15 @@ DEFAULT_METHODS = ("nlm", "wavelet", "waifu2x-noise3")
 COLUMNS = ["method", "task", "PSNR dB", "SSIM", "BRISQUE", "time s", "load s", "note"]
 
 
-def method_choices(pool: Any) -> list[tuple[str, str]]:
-    """(label, id) for the method checkboxes: task, name, and whether it can run here."""
+def method_choices(pool: Any, task: str | None = None) -> list[tuple[str, str]]:
+    """(label, id) for the method checkboxes (of one ``task``, or all, by task): name, and whether it can run here."""
     from genimg.restore.methods import RESTORE_TASKS
 
     choices = []
-    for spec in sorted(restore_methods(pool), key=lambda s: RESTORE_TASKS.index(method_task(s) or "face")):
+    for spec in sorted(restore_methods(pool, task), key=lambda s: RESTORE_TASKS.index(method_task(s) or "face")):
         ok, _ = pool.availability(spec.id)
-        choices.append((f"[{method_task(spec)}] {spec.name}" + ("" if ok else " (unavailable)"), spec.id))
+        prefix = "" if task else f"[{method_task(spec)}] "
+        choices.append((prefix + spec.name + ("" if ok else " — weights missing"), spec.id))
     return choices
 
 
@@ -173,10 +174,11 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
             groups = {}
             with gr.Group():
                 for task in RESTORE_TASKS:
-                    options = [(label.split("] ", 1)[-1], mid) for label, mid in choices if label.startswith(f"[{task}]")]
+                    options = method_choices(pool, task)
                     if options:
+                        ids = {mid for _label, mid in options}
                         groups[task] = gr.CheckboxGroup(choices=options, label=task.capitalize(),
-                                                        value=[m for m in defaults if m in dict(map(reversed, options))],
+                                                        value=[m for m in defaults if m in ids],
                                                         elem_id=f"restore-methods-{task}")
             # What the run (and the API's `chosen`) uses: the union of the groups above.
             methods = gr.CheckboxGroup(choices=choices, value=defaults, label=f"Methods (at most {MAX_METHODS})",

@@ -24,7 +24,8 @@ fi
 # Say what happens while it happens: the first run takes minutes and nobody should wonder if it hung.
 started=$SECONDS
 step() { echo "genimg setup [$1/4] $2 (${SECONDS}s since start)" >&2; }
-stamp=.venv/.installed-$(cat requirements.txt $req | sha256sum | cut -c1-16)
+files="requirements.txt $req"; [ $want_test = 1 ] && files="$files requirements-ray.txt"
+stamp=.venv/.installed-$(cat $files | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   echo "genimg setup: first run — installing into .venv (about 2.5 GB, typically 3-5 minutes;" \
        "later runs skip this and start in seconds)" >&2
@@ -42,4 +43,9 @@ fi
 if [ $want_test = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   echo "genimg setup: installing Debian's chromium for the browser tests" >&2
   apt_install chromium
+fi
+# The arena's tests run against a real PostgreSQL server that they start themselves (initdb in a temp folder).
+if [ $want_test = 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "genimg setup: installing Debian's postgresql for the database tests" >&2
+  apt_install postgresql
 fi

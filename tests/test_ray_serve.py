@@ -203,22 +203,54 @@ def test_compare_names_two_different_replicas_with_their_own_timings(client):
 
 
 def test_concurrent_generate_requests_share_a_call_in_the_replica(client):
-    alone = [generate(client, prompt=p, seed=s)[2] for p, s in (("a red circle", 11), ("a blue square", 12))]
-    jobs = [client.submit("a red circle" if i % 2 == 0 else "a blue square", "", "genimg-fewstep", 64, 64, 4, None,
-                          "default", 11 + i % 2, 1, api_name="/generate") for i in range(4)]
-    results = [job.result() for job in jobs]
-    shared = [record["timings"]["batch_requests"] for _, _, record in results]
-    assert max(shared) >= 2, f"no request shared a pipeline call: {shared}"
     from PIL import Image
     import numpy as np
 
+    # Distinct seeds: identical concurrent outputs would share one file in Gradio's cache.
+    asks = [("a red circle" if i % 2 == 0 else "a blue square", 11 + i) for i in range(4)]
+    jobs = [client.submit(prompt, "", "genimg-fewstep", 64, 64, 4, None, "default", seed, 1, api_name="/generate")
+            for prompt, seed in asks]
+    results = [job.result(timeout=300) for job in jobs]
+    shared = [record["timings"]["batch_requests"] for _, _, record in results]
+    assert max(shared) >= 2, f"no request shared a pipeline call: {shared}"
     # Sharing a call changes nothing in an image (each is drawn from its own seeded generator).
-    solo = [generate(client, prompt=p, seed=s)[0][0]["image"] for p, s in (("a red circle", 11), ("a blue square", 12))]
-    for i, (gallery, _, _) in enumerate(results):
+    for (prompt, seed), (gallery, _, _) in zip(asks, results):
+        solo = generate(client, prompt=prompt, seed=seed)[0][0]["image"]
         a = np.asarray(Image.open(gallery[0]["image"]), dtype=int)
-        b = np.asarray(Image.open(solo[i % 2]), dtype=int)
-        assert np.abs(a - b).max() <= 1
-    assert len(alone) == 2
+        assert np.abs(a - np.asarray(Image.open(solo), dtype=int)).max() <= 1
+
+
+@pytest.mark.browser
+def test_the_dashboard_in_front_of_ray_shows_which_replica_ran_each_column(ray_server, artifacts_dir):
+    """A stakeholder's view: the same Compare tab; the timings table says where each model ran."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.test_browser_walkthrough import VIEWPORT, assert_images_readable, assert_no_toast, table_rows
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (bash scripts/setup.sh --test)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(60_000)
+        page.goto(ray_server.url, wait_until="domcontentloaded")
+        expect(page.get_by_text("models served by Ray Serve deployments")).to_be_visible()
+        page.get_by_role("tab", name="Compare").click()
+        page.locator("#compare-examples").get_by_text("three green triangles on a black background").click()
+        page.locator("#compare-button").click()
+        rows = table_rows(page, "#compare-table")
+        assert_images_readable(page, "#compare-gallery img", count=len(rows))
+        by_model = {row[0]: row for row in rows}
+        for model in ("genimg-diffusion", "genimg-fewstep"):  # deployed: run by their replicas
+            assert "replica " in by_model[model][1], by_model[model]
+        for model in set(by_model) - {"genimg-diffusion", "genimg-fewstep"}:  # not deployed: run in the dashboard
+            assert "replica" not in by_model[model][1], by_model[model]
+        assert all(row[-1] == "" for row in rows), rows
+        assert_no_toast(page, "Compare over Ray Serve")
+        page.wait_for_timeout(600)
+        page.screenshot(path=str(artifacts_dir / "ray-serve-compare.png"), full_page=True)
+        browser.close()
 
 
 def test_a_replica_killed_mid_request_costs_one_retry_and_the_dashboard_keeps_serving(client, ray_server):

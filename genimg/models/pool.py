@@ -39,6 +39,13 @@ from genimg.models.device import Placement, default_placement
 from genimg.models.routes import Route
 
 
+# One model loads at a time in this process, whatever the pool: diffusers loads through accelerate's
+# init_empty_weights, which patches torch.nn.Module globally while it runs, so two loads in two threads
+# (two visitors picking two cold models, a parallel comparison) break each other ("Cannot copy out of
+# meta tensor"). Loading is disk- and CPU-bound anyway; parallel loads would not be faster.
+_LOAD_LOCK = threading.Lock()
+
+
 class ModelOutOfMemoryError(ModelUnavailableError):
     """A model ran out of memory at the requested size/batch (CUDA or CPU). A ModelUnavailableError,
     so a comparison or a multi-method task reports it in that model's cell and keeps the others."""
@@ -263,9 +270,11 @@ class ModelPool:
         if not ok:
             raise ModelUnavailableError(f"model {spec.id!r} cannot be loaded here: {reason}")
         placement = self._placement_for(spec)
-        started = time.perf_counter()
+        _LOAD_LOCK.acquire()
+        started = time.perf_counter()  # after the wait: load seconds are this model's own
         try:
             model = backend.load(spec, placement)
+            seconds = time.perf_counter() - started
         except GenimgError:
             raise
         except Exception as exc:  # truncated or corrupt weights, wrong config, out of memory...
@@ -276,7 +285,8 @@ class ModelPool:
                 raise ModelOutOfMemoryError(message) from exc
             detail = " ".join(str(exc).split())[:300] or type(exc).__name__
             raise ModelUnavailableError(f"model {spec.id!r} could not be loaded: {type(exc).__name__}: {detail}") from exc
-        seconds = time.perf_counter() - started
+        finally:
+            _LOAD_LOCK.release()
         return Handle(spec=spec, model=model, placement=placement, nbytes=module_nbytes(model),
                       load_seconds=seconds)
 

@@ -10,8 +10,10 @@ config asks for it (``[ray] serve_http_port``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,11 +150,14 @@ def shutdown(started_ray: bool, apps: list[str] | tuple[str, ...] = ()) -> None:
 
     if not ray.is_initialized():
         return
-    try:
-        if started_ray:
-            serve.shutdown()
-        else:
-            for app in apps:
-                serve.delete(app)
-    finally:
-        ray.shutdown()
+    # Ray prints the controller's last words ("Task ServeController... failed") on stdout while it
+    # stops; stdout is for --json, so they go to stderr with the rest of the log.
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            if started_ray:
+                serve.shutdown()
+            else:
+                for app in apps:
+                    serve.delete(app)
+        finally:
+            ray.shutdown()

@@ -36,7 +36,7 @@ class DeploymentPlan:
     threads: int = 1                   # torch intra-op threads in each replica
     max_ongoing_requests: int = 8
     max_batch_size: int = 8            # requests gathered by @serve.batch into one pipeline call
-    batch_wait_timeout_s: float = 0.02
+    batch_wait_timeout_s: float = 0.0
     autoscaling: dict[str, int] | None = None   # min_replicas, max_replicas, target_ongoing_requests
 
     @property
@@ -173,7 +173,7 @@ def plan_deployments(config: ServeConfig, catalog: dict[str, ModelSpec], availab
             threads=_number(defaults, "threads", max(1, round(num_cpus)), 1, 1024, int),
             max_ongoing_requests=_number(defaults, "max_ongoing_requests", 8, 1, 1024, int),
             max_batch_size=_number(defaults, "max_batch_size", 8, 1, 64, int),
-            batch_wait_timeout_s=_number(defaults, "batch_wait_timeout_s", 0.02, 0, 10),
+            batch_wait_timeout_s=_number(defaults, "batch_wait_timeout_s", 0.0, 0, 10),
         )
         if "autoscaling" in entry:
             auto = entry["autoscaling"]

@@ -67,7 +67,7 @@ async def stream_thread(work: Callable[[Callable[..., None]], Any]) -> AsyncIter
 class ModelReplica:
     """One replica of a model's deployment (the class Ray Serve instantiates; see module docstring)."""
 
-    def __init__(self, model_id: str, max_batch_size: int = 8, batch_wait_timeout_s: float = 0.02):
+    def __init__(self, model_id: str, max_batch_size: int = 8, batch_wait_timeout_s: float = 0.0):
         configure_cpu_threads()  # GENIMG_TORCH_THREADS comes from the deployment's plan
         self.model_id = model_id
         self.max_images = max_batch_size
@@ -97,7 +97,7 @@ class ModelReplica:
             if item is not None:
                 yield item
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)
     async def _generate_batch(self, requests: list[Any]) -> AsyncIterator[list[Any]]:
         # Serve's batch generators yield one item per request at every step; None is "nothing for you now".
         n = len(requests)

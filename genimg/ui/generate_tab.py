@@ -38,8 +38,10 @@ def timing_markdown(summary: dict[str, Any]) -> str:
 
 
 def replica_text(replica: dict[str, Any]) -> str:
-    """Which Ray Serve replica made a result, e.g. "replica 1qkucxty on node b66d3c57 (cpu)"."""
-    return f"replica {replica.get('id')} on node {str(replica.get('node', ''))[:8]} ({replica.get('device', '?')})"
+    """Which Ray Serve replica made a result, e.g. "replica 1qkucxty, node b66d3c57" (+ its GPU, if any)."""
+    device = replica.get("device")
+    return (f"replica {replica.get('id')}, node {str(replica.get('node', ''))[:8]}"
+            + (f", {device}" if device and device != "cpu" else ""))
 
 
 def result_summary(result: Any) -> dict[str, Any]:

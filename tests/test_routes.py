@@ -83,3 +83,20 @@ def test_one_local_model_keeps_a_comparison_sequential(pool, serving_pool):
     pool.set_route("tiny-a", route)
     compare(request(), ["tiny-a", "tiny-b"], pool, warmup=False)
     assert route.calls == [("compare_cell", threading.current_thread().name)]
+
+
+def test_evaluate_generates_a_routed_models_rows_in_its_replica_and_scores_them_here(pool, serving_pool, tmp_path):
+    from genimg.tasks.evaluate import EvaluateRequest, evaluate
+
+    ask = EvaluateRequest(models=["tiny-a"], prompts=["a red circle", "a blue square"], seeds=[1, 2],
+                          metrics=["sharpness"], cache_dir=tmp_path / "local", warmup=False)
+    here = evaluate(ask, pool)
+    route = PoolRoute("tiny-a", serving_pool, own_device=False)
+    pool.set_route("tiny-a", route)
+    there = evaluate(EvaluateRequest(**{**ask.__dict__, "cache_dir": tmp_path / "routed"}), pool)
+    assert [task for task, _ in route.calls] == ["generate"] * 4
+    assert there.generated == 4 and not there.errors
+    for a, b in zip(here.rows, there.rows):
+        assert (a.prompt, a.seed) == (b.prompt, b.seed)
+        assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+        assert a.metrics["sharpness"] == pytest.approx(b.metrics["sharpness"])

@@ -43,8 +43,10 @@ def json_safe(obj: Any) -> Any:
 def a1111_parameters(record: dict[str, Any]) -> str:
     """The AUTOMATIC1111 ``parameters`` text for a generation record.
 
-    Format: prompt line, optional "Negative prompt: ..." line, then a line of
-    comma-separated ``Key: value`` pairs (Steps, Sampler, CFG scale, Seed, Size, Model).
+    Format: prompt line, optional "Negative prompt: ..." line, then a line of comma-separated
+    ``Key: value`` pairs: Steps, Sampler (the scheduler that ran, under its A1111 name: see
+    genimg.schedulers), CFG scale, Seed, Size, Model hash (A1111's 10-digit SHA-256), Model (the
+    catalog id: no commas, so readers that split on commas get it whole), Version.
     """
     from genimg.params import SCHEDULERS
 
@@ -52,7 +54,8 @@ def a1111_parameters(record: dict[str, Any]) -> str:
     if record.get("negative_prompt"):
         lines.append(f"Negative prompt: {record['negative_prompt']}")
     scheduler = record.get("scheduler", "default")
-    sampler = SCHEDULERS[scheduler][1] if scheduler in SCHEDULERS else "Default"
+    # "sampler" is what ran (set by the pipeline run); older records only name the user's choice.
+    sampler = record.get("sampler") or (SCHEDULERS[scheduler][1] if scheduler in SCHEDULERS else "Default")
     model = record.get("model", {})
     pairs = [
         ("Steps", record.get("steps")),
@@ -60,7 +63,8 @@ def a1111_parameters(record: dict[str, Any]) -> str:
         ("CFG scale", record.get("guidance")),
         ("Seed", record.get("seed")),
         ("Size", f"{record.get('width')}x{record.get('height')}"),
-        ("Model", model.get("name") or model.get("id")),
+        ("Model hash", model.get("hash")),
+        ("Model", model.get("id") or model.get("name")),
         ("Version", f"genimg {__version__}"),
     ]
     # A1111 separates pairs with ", " and quotes values that contain commas.

@@ -97,6 +97,16 @@ def save_png(image: Image.Image, record: dict[str, Any], path: str | Path) -> Pa
     return path
 
 
+def save_grid_png(image: Image.Image, payload: dict[str, Any], path: str | Path) -> Path:
+    """Write a parameter-grid image to ``path`` with its axes and cells as a ``genimg-grid`` JSON chunk."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("genimg-grid", json.dumps(json_safe(payload), sort_keys=True, default=str))
+    image.save(path, format="PNG", pnginfo=info, compress_level=1)
+    return path
+
+
 def read_record(path: str | Path) -> dict[str, Any]:
     """The ``genimg`` JSON record stored in a PNG we wrote (empty dict when absent)."""
     with Image.open(path) as image:

@@ -17,12 +17,12 @@ from genimg.imageio import guard_decoders
 from genimg.models.catalog import default_model
 from genimg.models.device import configure_cpu_threads
 from genimg.models.pool import ModelPool, get_pool
-from genimg.ui import compare_tab, evaluate_tab, generate_tab, metrics_tab, restore_tab, style_tab
+from genimg.ui import compare_tab, evaluate_tab, generate_tab, grid_tab, info_tab, metrics_tab, restore_tab, style_tab
 
 log = logging.getLogger("genimg.ui")
 
 CSS = """
-#generate-timing, #compare-table, #restore-table, #style-table, #metrics-table, #evaluate-table {
+#generate-timing, #compare-table, #grid-table, #restore-table, #style-table, #metrics-table, #evaluate-table {
   font-variant-numeric: tabular-nums; }
 /* Results read at a fixed, comfortable size (256-320 px a tile), left to right, never clipped in a box. */
 .results-grid .grid-container { grid-template-columns: repeat(auto-fill, minmax(256px, 320px)) !important;
@@ -63,18 +63,23 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
     with gr.Blocks(title="genimg", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# genimg {__version__}\nFast image generation and fair side-by-side model comparison"
                     + (" · hosted demo: catalog models only, tighter limits" if env.hosted else ""))
-        with gr.Tab("Generate", id="generate"):
-            generate_tab.build(pool, env)
-        with gr.Tab("Compare", id="compare"):
-            compare_tab.build(pool, env)
-        with gr.Tab("Style", id="style"):
-            style_tab.build(pool, env)
-        with gr.Tab("Restore", id="restore"):
-            restore_tab.build(pool, env)
-        with gr.Tab("Metrics", id="metrics"):
-            metrics_tab.build(pool, env)
-        with gr.Tab("Evaluate", id="evaluate"):
-            evaluate_tab.build(pool, env)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Generate", id="generate"):
+                generate = generate_tab.build(pool, env)
+            with gr.Tab("Compare", id="compare"):
+                compare_tab.build(pool, env)
+            with gr.Tab("Grid", id="grid"):
+                grid_tab.build(pool, env)
+            with gr.Tab("Style", id="style"):
+                style_tab.build(pool, env)
+            with gr.Tab("Restore", id="restore"):
+                restore_tab.build(pool, env)
+            with gr.Tab("Metrics", id="metrics"):
+                metrics_tab.build(pool, env)
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluate_tab.build(pool, env)
+            with gr.Tab("PNG Info", id="info"):
+                info_tab.build(pool, env, generate=generate, tabs=tabs)
     demo.queue(max_size=env.queue_size, default_concurrency_limit=env.concurrency)
     return demo
 

@@ -108,11 +108,18 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                    "timings": result.timings.as_dict()}
         return gallery_items(result), timing_markdown(summary), payload
 
-    def on_model(model_id):
-        return (*model_defaults(pool, model_id), model_note(pool, model_id),
-                gr.Dataset(samples=example_prompts(pool, model_id)))
+    # Settings another tab sends with a model (PNG Info's "Send to Generate"): the model change that
+    # follows must keep them rather than reset the fields to the new model's defaults.
+    pending = gr.State(None)
 
-    model.change(on_model, [model], [width, height, steps, guidance, scheduler, about, examples],
+    def on_model(model_id, sent):
+        values = model_defaults(pool, model_id)
+        if sent and sent.get("model") == model_id:
+            keys = ("width", "height", "steps", "guidance", "scheduler")
+            values = tuple(sent.get(k, v) for k, v in zip(keys, values))
+        return (*values, model_note(pool, model_id), gr.Dataset(samples=example_prompts(pool, model_id)), None)
+
+    model.change(on_model, [model, pending], [width, height, steps, guidance, scheduler, about, examples, pending],
                  api_name=False, queue=False)
     # The inline note follows the prompt and the model: advice, never an error.
     gr.on([prompt.change, model.change], lambda text, model_id: prompt_note(pool, model_id, text), [prompt, model],
@@ -124,4 +131,6 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     prompt.submit(on_generate, [prompt, negative, model, width, height, steps, guidance, scheduler, seed, batch],
                   [gallery, timing, record], api_name=False, concurrency_limit=concurrency,
                   concurrency_id="generate")
-    return {"prompt": prompt, "model": model, "gallery": gallery, "coalescer": coalescer}
+    return {"prompt": prompt, "negative": negative, "model": model, "width": width, "height": height, "steps": steps,
+            "guidance": guidance, "scheduler": scheduler, "seed": seed, "pending": pending, "gallery": gallery,
+            "coalescer": coalescer}

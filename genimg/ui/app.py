@@ -35,10 +35,19 @@ CSS = """
 .model-columns .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(160px, 300px)) !important;
   justify-content: start; }
 .model-columns .thumbnail-item { aspect-ratio: 1 / 1; }
+/* Grid: each page (one per Z value) at its own size, up to the page width, one under the other. */
+.grid-pages .grid-wrap { max-height: none !important; height: auto !important; min-height: 0 !important;
+  overflow: visible !important; }
+.grid-pages .grid-container { grid-template-columns: minmax(0, max-content) !important; }
+.grid-pages .thumbnail-item { aspect-ratio: auto !important; height: auto !important; }
+.grid-pages .thumbnail-item img { width: auto !important; max-width: 100% !important; height: auto !important;
+  object-fit: contain !important; }
+.grid-pages { min-height: 0 !important; }
 .footnote { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 /* Evaluate's per-model table has a column per metric: fit the page and wrap, rather than scroll sideways. */
-#evaluate-table table { table-layout: fixed; width: 100% !important; }
-#evaluate-table th, #evaluate-table td { min-width: 0 !important; white-space: normal !important; }
+#evaluate-table table, #grid-table table { table-layout: fixed; width: 100% !important; }
+#evaluate-table th, #evaluate-table td, #grid-table th, #grid-table td { min-width: 0 !important;
+  white-space: normal !important; }
 .caption-label { white-space: normal !important; max-width: 100% !important; }
 """
 

@@ -70,7 +70,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
             note = gr.Markdown(elem_id="generate-note")
             examples = gr.Dataset(components=[prompt], samples=example_prompts(pool, default),
                                   label="Examples (click one)", elem_id="generate-examples")
-            negative = gr.Textbox(label="Negative prompt", lines=1)
+            negative = gr.Textbox(label="Negative prompt", lines=1, elem_id="generate-negative")
         with gr.Column(scale=1, min_width=220):
             model = gr.Dropdown(choices=choices, value=default, label="Model",
                                 # The pool, not the widget, decides what is a valid model, so
@@ -81,13 +81,13 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     start = model_defaults(pool, default)
     with gr.Accordion("Settings (filled with the model's defaults)", open=False):
         with gr.Row():
-            width = gr.Number(label="Width", value=start[0], precision=0, step=8)
+            width = gr.Number(label="Width", value=start[0], precision=0, step=8, elem_id="generate-width")
             height = gr.Number(label="Height", value=start[1], precision=0, step=8)
-            steps = gr.Number(label="Steps", value=start[2], precision=0)
-            guidance = gr.Number(label="Guidance", value=start[3], step=0.5)
+            steps = gr.Number(label="Steps", value=start[2], precision=0, elem_id="generate-steps")
+            guidance = gr.Number(label="Guidance", value=start[3], step=0.5, elem_id="generate-guidance")
         with gr.Row():
-            scheduler = gr.Dropdown(choices=scheduler_names(), value=start[4], label="Scheduler")
-            seed = gr.Number(label="Seed (-1 = random)", value=-1, precision=0)
+            scheduler = gr.Dropdown(choices=scheduler_names(), value=start[4], label="Scheduler", elem_id="generate-scheduler")
+            seed = gr.Number(label="Seed (-1 = random)", value=-1, precision=0, elem_id="generate-seed")
             batch = gr.Number(label="Images", value=1, precision=0, minimum=None)
     gallery = gr.Gallery(label="Images", show_label=False, columns=4, height="auto", format="png",
                          elem_id="generate-gallery", object_fit="contain", elem_classes=["results-grid"])

@@ -16,8 +16,10 @@ from genimg.ui.compare_tab import runs_on, speed
 
 NONE = "none"
 AXIS_CHOICES = [("—", NONE)] + [(label, kind) for kind, (label, _field) in AXIS_KINDS.items()]
-TABLE_COLUMNS = ["cell", "model", "runs on", "sampler", "warm s", "speed", "text s", "denoise s", "decode s",
-                 "peak MB", "first load s", "prompt encoding", "error"]
+# After one column per axis (its name, e.g. "Steps", "Model"): the cell's numbers. Decode time and where each
+# cell ran are in the JSON below the table (the table must fit the page).
+TABLE_COLUMNS = ["sampler", "warm s", "speed", "text s", "denoise s", "peak MB", "first load s", "prompt encoding",
+                 "error"]
 HELP = ("Values are comma-separated (quote one that holds a comma). **Size**: `64x64`. **Prompt S/R**: the first "
         "value is the text to find in the prompt; each value replaces it in one column. Every other setting is "
         "fixed: each model's own defaults, one seed for every cell. **warm s** is the timed call after a 1-step "
@@ -32,18 +34,25 @@ def axis_from_inputs(kind: Any, values: Any, limits: Any) -> Any:
     return make_axis(kind, values or "", limits)
 
 
+def table_headers(result: Any) -> list[str]:
+    """The table's headers: one per axis of ``result`` (X, Y, Z), then TABLE_COLUMNS."""
+    return [a.label for a in result.axes if a is not None] + TABLE_COLUMNS
+
+
 def table_rows(result: Any) -> list[list[Any]]:
-    """One row per cell in grid order, in TABLE_COLUMNS order."""
+    """One row per cell in grid order: its axis values, then TABLE_COLUMNS."""
     rows = []
     for cell in result.cells:
         s = cell.summary()
+        position = [a.value_label(i) for a, i in zip(result.axes, (cell.planned.x, cell.planned.y, cell.planned.z))
+                    if a is not None]
         if cell.result is None:
-            rows.append([s["label"]] + [None] * (len(TABLE_COLUMNS) - 2) + [s["error"]])
+            rows.append(position + [None] * (len(TABLE_COLUMNS) - 1) + [s["error"]])
             continue
-        rows.append([s["label"], s["model"], runs_on(cell.result.model), s["sampler"], round(s["wall_s"], 3),
-                     speed({**s, "images": 1}), round(s["text_encode_s"], 3), round(s["denoise_s"], 3),
-                     round(s["decode_s"], 3), round(s["peak_memory_mb"]) if s["peak_memory_mb"] >= 1 else "–",
-                     round(s["load_s"], 2) or None, "reused" if s["encode_reused"] else "encoded", ""])
+        rows.append(position + [s["sampler"], round(s["wall_s"], 3), speed({**s, "images": 1}),
+                                round(s["text_encode_s"], 3), round(s["denoise_s"], 3),
+                                round(s["peak_memory_mb"]) if s["peak_memory_mb"] >= 1 else "–",
+                                round(s["load_s"], 2) or None, "reused" if s["encode_reused"] else "encoded", ""])
     return rows
 
 
@@ -77,9 +86,9 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     with gr.Accordion("Settings", open=False):
         warmup = gr.Checkbox(label="Warm-up run for freshly loaded models", value=True)
     grids = gr.Gallery(label="Grid (one image per Z value)", columns=1, height="auto", format="png",
-                       elem_id="grid-images", object_fit="contain")
-    table = gr.Dataframe(max_height=RESULTS_TABLE_HEIGHT, headers=TABLE_COLUMNS, label="Cells (warm timings)",
-                         interactive=False, elem_id="grid-table")
+                       elem_id="grid-images", object_fit="contain", elem_classes=["grid-pages"])
+    table = gr.Dataframe(max_height=RESULTS_TABLE_HEIGHT, headers=["X", *TABLE_COLUMNS], label="Cells (warm timings)",
+                         interactive=False, wrap=True, elem_id="grid-table")
     with gr.Accordion("Cell images (PNG with full parameters)", open=False):
         cells = gr.Gallery(show_label=False, columns=6, height="auto", format="png", elem_id="grid-cells",
                            object_fit="contain", elem_classes=["results-grid"])
@@ -101,8 +110,10 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                     for z, image in enumerate(result.grids)]
         items = [(attach_metadata(c.image, c.result.record(0)), c.planned.label) for c in result.cells
                  if c.result is not None]
-        payload = {"seed": result.seed, "axes": result.describe_axes(), "cells": [c.summary() for c in result.cells]}
-        return pictures, table_rows(result), items, payload
+        payload = {"seed": result.seed, "axes": result.describe_axes(),
+                   "cells": [{**c.summary(), "runs_on": runs_on(c.result.model)} if c.result else c.summary()
+                             for c in result.cells]}
+        return pictures, gr.Dataframe(value=table_rows(result), headers=table_headers(result)), items, payload
 
     run.click(on_grid, [prompt, negative, model, *axes, seed, warmup], [grids, table, cells, record], api_name="grid")
     return {"prompt": prompt, "grids": grids, "table": table}

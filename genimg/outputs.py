@@ -54,8 +54,9 @@ def a1111_parameters(record: dict[str, Any]) -> str:
     if record.get("negative_prompt"):
         lines.append(f"Negative prompt: {record['negative_prompt']}")
     scheduler = record.get("scheduler", "default")
-    # "sampler" is what ran (set by the pipeline run); older records only name the user's choice.
-    sampler = record.get("sampler") or (SCHEDULERS[scheduler][1] if scheduler in SCHEDULERS else "Default")
+    # "sampler" is what ran (set by the pipeline run); older records only name the user's choice. Images no
+    # sampler made (style transfer, restoration) get no Sampler pair rather than a made-up one.
+    sampler = record.get("sampler") or (SCHEDULERS[scheduler][1] if scheduler in SCHEDULERS else None)
     model = record.get("model", {})
     pairs = [
         ("Steps", record.get("steps")),

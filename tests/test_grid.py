@@ -178,6 +178,11 @@ def test_api_grid_and_info(app_url, tmp_path):
     from gradio_client import Client, handle_file
 
     client = Client(app_url, verbose=False)
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert [p["parameter_name"] for p in endpoints["/grid"]["parameters"]] == [
+        "prompt", "negative_prompt", "model", "x_axis", "x_values", "y_axis", "y_values", "z_axis", "z_values",
+        "seed", "warmup"]  # a contract: add, never rename
+    assert [p["parameter_name"] for p in endpoints["/info"]["parameters"]] == ["image"]
     grids, rows, cells, payload = client.predict("a cat", "", "tiny-a", "steps", "1,2", "model", "tiny-a,tiny-b",
                                                  "none", "", 4, True, api_name="/grid")
     assert len(payload["cells"]) == 4 and all("wall_s" in c for c in payload["cells"])

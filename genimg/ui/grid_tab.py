@@ -96,16 +96,17 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         record = gr.JSON(show_label=False)
 
     @user_errors
-    def on_grid(prompt_text, negative_text, model_id, x_type, x_values, y_type, y_values, z_type, z_values,
-                seed_value, do_warmup=True, progress=gr.Progress()):
+    def on_grid(prompt, negative_prompt, model, x_axis, x_values, y_axis, y_values, z_axis, z_values, seed,
+                warmup=True, progress=gr.Progress()):
+        """The /grid API: parameter names are a contract (add, never rename)."""
         limits = settings.limits
-        chosen = [axis_from_inputs(x_type, x_values, limits), axis_from_inputs(y_type, y_values, limits),
-                  axis_from_inputs(z_type, z_values, limits)]
+        chosen = [axis_from_inputs(x_axis, x_values, limits), axis_from_inputs(y_axis, y_values, limits),
+                  axis_from_inputs(z_axis, z_values, limits)]
         if chosen[0] is None:
             chosen = [a for a in chosen if a is not None] or [None]
-        request = GenerateRequest(prompt=prompt_text or "", model=model_id or "", negative_prompt=negative_text or "",
-                                  seed=-1 if seed_value is None else seed_value)
-        result = run_grid(request, chosen, pool, progress=cells_progress(progress), warmup=bool(do_warmup))
+        request = GenerateRequest(prompt=prompt or "", model=model or "", negative_prompt=negative_prompt or "",
+                                  seed=-1 if seed is None else seed)
+        result = run_grid(request, chosen, pool, progress=cells_progress(progress), warmup=bool(warmup))
         pictures = [(image, f"Z: {result.axes[2].value_label(z)}" if result.axes[2] is not None else "grid")
                     for z, image in enumerate(result.grids)]
         items = [(attach_metadata(c.image, c.result.record(0)), c.planned.label) for c in result.cells

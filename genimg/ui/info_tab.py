@@ -78,7 +78,9 @@ def build(pool: Any, settings: Any, generate: dict[str, Any] | None = None, tabs
     refuse_at_upload(image)
 
     @user_errors
-    def on_read(path):
+    def on_read(image):
+        """The /info API: ``image`` is the uploaded file (through the image gate)."""
+        path = image
         if not path:  # the image was cleared
             return "Drop an image to read how it was made.", [], None, gr.update(interactive=False)
         try:

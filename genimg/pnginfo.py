@@ -432,6 +432,9 @@ def parse_chunks(chunks: Mapping[str, str]) -> GenerationInfo:
         raise
     except (ValueError, TypeError, AttributeError, KeyError) as exc:  # JSON of an unexpected shape
         raise NoParametersError(f"{NO_PARAMETERS} (its metadata could not be read: {exc})") from None
+    if "genimg-grid" in chunks:
+        raise NoParametersError(f"{NO_PARAMETERS}: this is a genimg parameter grid; each cell's own PNG "
+                                "(cellNNN-*.png beside it) carries that cell's parameters")
     raise NoParametersError(NO_PARAMETERS + " (no A1111, ComfyUI, InvokeAI or genimg metadata; "
                             "an image that was re-saved or had its metadata stripped has none)")
 

@@ -162,6 +162,12 @@ def test_cli_grid_over_steps_and_the_two_embedded_diffusion_models(tmp_path):
     with Image.open(out["grid"]) as grid:
         assert grid.width > 3 * 192 and grid.height > 2 * 192
         assert json.loads(grid.info["genimg-grid"])["axes"] == out["axes"]
+    proc = run_cli(env, "info", out["grid"])  # the grid itself points to its cells' PNGs
+    assert proc.returncode == 2 and "each cell's own PNG" in proc.stderr, proc.stderr
+    proc = run_cli(env, "info", out["cells"][4]["image"], "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["generate"] == {
+        "prompt": "a red circle", "negative_prompt": "", "model": "genimg-fewstep", "width": 64, "height": 64,
+        "steps": 4, "guidance": 0.0, "scheduler": "default", "seed": 5}
 
 
 def test_cli_grid_user_errors(tmp_path):

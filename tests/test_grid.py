@@ -135,6 +135,23 @@ def test_a_cell_that_cannot_run_is_a_row_and_a_grey_tile(pool):
         run_grid(GenerateRequest(prompt=" ", model="tiny-a"), [parse_axis("steps=1,2", LIMITS)], pool)
 
 
+def test_a_routed_model_runs_its_cells_in_its_replica(pool, tiny_catalog):
+    """Under serve --ray a model's cells run where its route sends them (tests/test_routes.py's PoolRoute)."""
+    from genimg.models.pool import ModelPool
+    from tests.test_routes import PoolRoute
+
+    serving = ModelPool(dict(tiny_catalog), budget_bytes=1 << 34, served_by=lambda: {"id": "r1", "node": "n1"})
+    route = PoolRoute("tiny-b", serving, own_device=False)
+    pool.set_route("tiny-b", route)
+    axes = [parse_axis("steps=1,2", LIMITS), parse_axis("model=tiny-a,tiny-b", LIMITS)]
+    result = run_grid(GenerateRequest(prompt="a red circle", model="tiny-a", seed=3), axes, pool)
+    assert [task for task, _ in route.calls] == ["compare_cell", "compare_cell"]
+    rows = [c.summary() for c in result.cells]
+    assert [r.get("replica", {}).get("id") for r in rows] == [None, None, "r1", "r1"]
+    alone = generate(GenerateRequest(prompt="a red circle", model="tiny-b", steps=2, seed=3), serving)
+    assert np.array_equal(np.asarray(result.cells[3].image), np.asarray(alone.images[0]))
+
+
 # -- the CLI and the API --------------------------------------------------------------------------------------
 
 

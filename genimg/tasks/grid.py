@@ -116,7 +116,8 @@ class GridCell:
                 "text_encode_s": round(t.text_encode_s, 4), "denoise_s": round(t.denoise_s, 4),
                 "decode_s": round(t.decode_s, 4), "steps_per_s": round(t.steps_per_s, 3),
                 "peak_memory_mb": round(t.peak_memory_bytes / 2**20, 1), "memory_kind": t.memory_kind,
-                "encode_reused": self.encode_reused}
+                "encode_reused": self.encode_reused,
+                **({"replica": self.result.replica} if self.result.replica else {})}
 
 
 @dataclass
@@ -188,6 +189,16 @@ def run_grid(request: GenerateRequest, axes: Sequence[Axis | None], pool: ModelP
         cell_request = replace(base, **cell.overrides)
         spec = pool.spec(cell_request.model)
         resolved = resolve_request(cell_request, spec, limits)
+        route = pool.route(spec.id)
+        if route is not None:
+            # Served elsewhere (serve --ray): the cell runs in the model's replica through the function
+            # Compare's columns use there, timed there. Only the replica's own per-prompt cache is shared.
+            remote = route.call("compare_cell", {"request": cell_request, "model_id": spec.id,
+                                                 "seed": resolved["seed"], "warmup": warmup}, step)
+            if remote.result is None:
+                raise GenimgError(remote.error or f"{spec.id} gave no image")
+            return GridCell(cell, remote.result, warmup_s=remote.warmup_s,
+                            encode_reused=remote.result.timings.text_encode_s == 0.0)
         key = (spec.id, resolved["prompt"], resolved["negative_prompt"])
         with pool.acquire(spec.id) as lease, shared_text_encoders(lease.model, memo):
             warmup_s = 0.0

@@ -44,6 +44,7 @@ class Limits:
     max_upload_bytes: int = 50 * 1024 * 1024
     max_image_pixels: int = 40_000_000  # decoded pixels of an uploaded image (decompression bombs)
     max_optimise_side: int = 1024  # longest side for per-pixel optimisation (Gatys style transfer)
+    max_grid_cells: int = 64       # images in one X/Y/Z parameter grid (all Z pages together)
 
 
 HOSTED_LIMITS = Limits(
@@ -55,6 +56,7 @@ HOSTED_LIMITS = Limits(
     max_upload_bytes=10 * 1024 * 1024,
     max_image_pixels=16_000_000,
     max_optimise_side=512,
+    max_grid_cells=12,
 )
 
 

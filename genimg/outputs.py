@@ -43,8 +43,10 @@ def json_safe(obj: Any) -> Any:
 def a1111_parameters(record: dict[str, Any]) -> str:
     """The AUTOMATIC1111 ``parameters`` text for a generation record.
 
-    Format: prompt line, optional "Negative prompt: ..." line, then a line of
-    comma-separated ``Key: value`` pairs (Steps, Sampler, CFG scale, Seed, Size, Model).
+    Format: prompt line, optional "Negative prompt: ..." line, then a line of comma-separated
+    ``Key: value`` pairs: Steps, Sampler (the scheduler that ran, under its A1111 name: see
+    genimg.schedulers), CFG scale, Seed, Size, Model hash (A1111's 10-digit SHA-256), Model (the
+    catalog id: no commas, so readers that split on commas get it whole), Version.
     """
     from genimg.params import SCHEDULERS
 
@@ -52,7 +54,9 @@ def a1111_parameters(record: dict[str, Any]) -> str:
     if record.get("negative_prompt"):
         lines.append(f"Negative prompt: {record['negative_prompt']}")
     scheduler = record.get("scheduler", "default")
-    sampler = SCHEDULERS[scheduler][1] if scheduler in SCHEDULERS else "Default"
+    # "sampler" is what ran (set by the pipeline run); older records only name the user's choice. Images no
+    # sampler made (style transfer, restoration) get no Sampler pair rather than a made-up one.
+    sampler = record.get("sampler") or (SCHEDULERS[scheduler][1] if scheduler in SCHEDULERS else None)
     model = record.get("model", {})
     pairs = [
         ("Steps", record.get("steps")),
@@ -60,7 +64,8 @@ def a1111_parameters(record: dict[str, Any]) -> str:
         ("CFG scale", record.get("guidance")),
         ("Seed", record.get("seed")),
         ("Size", f"{record.get('width')}x{record.get('height')}"),
-        ("Model", model.get("name") or model.get("id")),
+        ("Model hash", model.get("hash")),
+        ("Model", model.get("id") or model.get("name")),
         ("Version", f"genimg {__version__}"),
     ]
     # A1111 separates pairs with ", " and quotes values that contain commas.
@@ -90,6 +95,16 @@ def save_png(image: Image.Image, record: dict[str, Any], path: str | Path) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     # compress_level 1: these are previews; level 6 costs ~3x the time for ~10% smaller files.
     image.save(path, format="PNG", pnginfo=png_info(record), compress_level=1)
+    return path
+
+
+def save_grid_png(image: Image.Image, payload: dict[str, Any], path: str | Path) -> Path:
+    """Write a parameter-grid image to ``path`` with its axes and cells as a ``genimg-grid`` JSON chunk."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("genimg-grid", json.dumps(json_safe(payload), sort_keys=True, default=str))
+    image.save(path, format="PNG", pnginfo=info, compress_level=1)
     return path
 
 

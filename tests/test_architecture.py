@@ -66,6 +66,8 @@ LAYERS: dict[str, int] = {
     "methods": 0,
     "outputs": 0,
     "params": 0,
+    "pnginfo": 0,
+    "grid": 0,
     "quiet": 0,
     "resources": 0,
     "runner": 0,

@@ -85,7 +85,9 @@ def test_generate_json_writes_pngs_with_parameters(cli_env):
         assert image.size == (32, 32)
         params = image.info["parameters"]
     assert params.splitlines()[0] == "a blue square"
-    assert "Steps: 2, Sampler: Default, CFG scale: 4.0, Seed: 4, Size: 32x32, Model: TINY-B" in params
+    # The tiny pipeline ships an Euler scheduler: the real name, never "Default"; the catalog id, not the name.
+    assert "Steps: 2, Sampler: Euler, CFG scale: 4.0, Seed: 4, Size: 32x32, Model hash: " in params
+    assert ", Model: tiny-b, Version: genimg " in params
     record = read_record(out["outputs"][1])
     assert record["seed"] == 4 and record["model"]["id"] == "tiny-b" and record["prompt"] == "a blue square"
 

@@ -35,6 +35,7 @@ from genimg.models.device import is_out_of_memory, module_nbytes
 from genimg.models import (classical_backend, diffusers_backend, embedded_backend, ncnn_backend,  # noqa: F401
                            onnx_backend)
 from genimg.models.catalog import ModelSpec, adhoc_spec, load_catalog
+from genimg.models.hashing import model_hash
 from genimg.models.device import Placement, default_placement
 from genimg.models.routes import Route
 
@@ -99,6 +100,7 @@ class Handle:
     variants: dict[str, Any] = field(default_factory=dict)    # from_pipe pipelines sharing the weights
     schedulers: dict[str, Any] = field(default_factory=dict)  # scheduler choice -> instance ("default": the model's own)
     uses: int = 0
+    weights_hash: str | None = None  # A1111's "Model hash:" (genimg.models.hashing), filled on first use
 
 
 @dataclass
@@ -121,6 +123,10 @@ class Lease:
         spec = self.handle.spec
         info = {"id": spec.id, "name": spec.name, "source": spec.source, "backend": spec.backend,
                 "placement": self.handle.placement.describe()}
+        if self.handle.weights_hash is None:  # once per loaded model; "" when there is no file to hash
+            self.handle.weights_hash = model_hash(spec) or ""
+        if self.handle.weights_hash:
+            info["hash"] = self.handle.weights_hash
         runtime = getattr(self.model, "runtime", None)
         if isinstance(runtime, str):
             info["runtime"] = runtime

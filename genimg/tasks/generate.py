@@ -19,6 +19,7 @@ from genimg.models.diffusers_backend import prepare_decode
 from genimg.models.pool import Lease, ModelPool, get_pool
 from genimg import params as P
 from genimg.params import DEFAULT_SCHEDULER, MAX_SEED, SCHEDULERS, scheduler_names
+from genimg.schedulers import sampler_of
 from genimg.tasks.timing import PeakMemory, StageTimer, Timings
 
 
@@ -147,6 +148,7 @@ def run_pipeline_batch(lease: Lease, jobs: list[dict[str, Any]],
 
     Returns each job's images (in order) and the call's timings. Size, steps, guidance and
     scheduler come from the first job; the others must agree (genimg.tasks.batching.batch_key).
+    Each job dict gains ``"sampler"``: the A1111 name of the scheduler that ran (genimg.schedulers).
     """
     pipe = lease.model
     placement = lease.handle.placement
@@ -178,6 +180,11 @@ def run_pipeline_batch(lease: Lease, jobs: list[dict[str, Any]],
     timings.memory_kind = memory.kind
     timings.batch_requests = len(jobs)
     timings.batch_images = sum(job["batch"] for job in jobs)
+    # The scheduler that actually ran, under the name other tools read (PNG "Sampler:"), also when it
+    # was the model's own default: "default" alone tells nobody elsewhere how to reproduce the image.
+    sampler = sampler_of(pipe)
+    for job in jobs:
+        job["sampler"] = sampler
     images, start = [], 0
     for job in jobs:
         images.append(list(output.images[start:start + job["batch"]]))

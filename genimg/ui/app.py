@@ -17,12 +17,12 @@ from genimg.imageio import guard_decoders
 from genimg.models.catalog import default_model
 from genimg.models.device import configure_cpu_threads
 from genimg.models.pool import ModelPool, get_pool
-from genimg.ui import compare_tab, evaluate_tab, generate_tab, metrics_tab, restore_tab, style_tab
+from genimg.ui import compare_tab, evaluate_tab, generate_tab, grid_tab, info_tab, metrics_tab, restore_tab, style_tab
 
 log = logging.getLogger("genimg.ui")
 
 CSS = """
-#generate-timing, #compare-table, #restore-table, #style-table, #metrics-table, #evaluate-table {
+#generate-timing, #compare-table, #grid-table, #restore-table, #style-table, #metrics-table, #evaluate-table {
   font-variant-numeric: tabular-nums; }
 /* Results read at a fixed, comfortable size (256-320 px a tile), left to right, never clipped in a box. */
 .results-grid .grid-container { grid-template-columns: repeat(auto-fill, minmax(256px, 320px)) !important;
@@ -35,10 +35,19 @@ CSS = """
 .model-columns .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(160px, 300px)) !important;
   justify-content: start; }
 .model-columns .thumbnail-item { aspect-ratio: 1 / 1; }
+/* Grid: each page (one per Z value) at its own size, up to the page width, one under the other. */
+.grid-pages .grid-wrap { max-height: none !important; height: auto !important; min-height: 0 !important;
+  overflow: visible !important; }
+.grid-pages .grid-container { grid-template-columns: minmax(0, max-content) !important; }
+.grid-pages .thumbnail-item { aspect-ratio: auto !important; height: auto !important; }
+.grid-pages .thumbnail-item img { width: auto !important; max-width: 100% !important; height: auto !important;
+  object-fit: contain !important; }
+.grid-pages { min-height: 0 !important; }
 .footnote { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 /* Evaluate's per-model table has a column per metric: fit the page and wrap, rather than scroll sideways. */
-#evaluate-table table { table-layout: fixed; width: 100% !important; }
-#evaluate-table th, #evaluate-table td { min-width: 0 !important; white-space: normal !important; }
+#evaluate-table table, #grid-table table { table-layout: fixed; width: 100% !important; }
+#evaluate-table th, #evaluate-table td, #grid-table th, #grid-table td { min-width: 0 !important;
+  white-space: normal !important; }
 .caption-label { white-space: normal !important; max-width: 100% !important; }
 """
 
@@ -64,18 +73,23 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
         gr.Markdown(f"# genimg {__version__}\nFast image generation and fair side-by-side model comparison"
                     + (" · hosted demo: catalog models only, tighter limits" if env.hosted else "")
                     + (f" · {len(pool.routes())} models served by Ray Serve deployments" if pool.routes() else ""))
-        with gr.Tab("Generate", id="generate"):
-            generate_tab.build(pool, env)
-        with gr.Tab("Compare", id="compare"):
-            compare_tab.build(pool, env)
-        with gr.Tab("Style", id="style"):
-            style_tab.build(pool, env)
-        with gr.Tab("Restore", id="restore"):
-            restore_tab.build(pool, env)
-        with gr.Tab("Metrics", id="metrics"):
-            metrics_tab.build(pool, env)
-        with gr.Tab("Evaluate", id="evaluate"):
-            evaluate_tab.build(pool, env)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Generate", id="generate"):
+                generate = generate_tab.build(pool, env)
+            with gr.Tab("Compare", id="compare"):
+                compare_tab.build(pool, env)
+            with gr.Tab("Grid", id="grid"):
+                grid_tab.build(pool, env)
+            with gr.Tab("Style", id="style"):
+                style_tab.build(pool, env)
+            with gr.Tab("Restore", id="restore"):
+                restore_tab.build(pool, env)
+            with gr.Tab("Metrics", id="metrics"):
+                metrics_tab.build(pool, env)
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluate_tab.build(pool, env)
+            with gr.Tab("PNG Info", id="info"):
+                info_tab.build(pool, env, generate=generate, tabs=tabs)
     demo.queue(max_size=env.queue_size, default_concurrency_limit=env.concurrency)
     return demo
 

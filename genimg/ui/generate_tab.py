@@ -78,7 +78,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
             note = gr.Markdown(elem_id="generate-note")
             examples = gr.Dataset(components=[prompt], samples=example_prompts(pool, default),
                                   label="Examples (click one)", elem_id="generate-examples")
-            negative = gr.Textbox(label="Negative prompt", lines=1)
+            negative = gr.Textbox(label="Negative prompt", lines=1, elem_id="generate-negative")
         with gr.Column(scale=1, min_width=220):
             model = gr.Dropdown(choices=choices, value=default, label="Model",
                                 # The pool, not the widget, decides what is a valid model, so
@@ -89,13 +89,13 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     start = model_defaults(pool, default)
     with gr.Accordion("Settings (filled with the model's defaults)", open=False):
         with gr.Row():
-            width = gr.Number(label="Width", value=start[0], precision=0, step=8)
+            width = gr.Number(label="Width", value=start[0], precision=0, step=8, elem_id="generate-width")
             height = gr.Number(label="Height", value=start[1], precision=0, step=8)
-            steps = gr.Number(label="Steps", value=start[2], precision=0)
-            guidance = gr.Number(label="Guidance", value=start[3], step=0.5)
+            steps = gr.Number(label="Steps", value=start[2], precision=0, elem_id="generate-steps")
+            guidance = gr.Number(label="Guidance", value=start[3], step=0.5, elem_id="generate-guidance")
         with gr.Row():
-            scheduler = gr.Dropdown(choices=scheduler_names(), value=start[4], label="Scheduler")
-            seed = gr.Number(label="Seed (-1 = random)", value=-1, precision=0)
+            scheduler = gr.Dropdown(choices=scheduler_names(), value=start[4], label="Scheduler", elem_id="generate-scheduler")
+            seed = gr.Number(label="Seed (-1 = random)", value=-1, precision=0, elem_id="generate-seed")
             batch = gr.Number(label="Images", value=1, precision=0, minimum=None)
     gallery = gr.Gallery(label="Images", show_label=False, columns=4, height="auto", format="png",
                          elem_id="generate-gallery", object_fit="contain", elem_classes=["results-grid"])
@@ -116,11 +116,18 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                    "timings": result.timings.as_dict(), **({"replica": result.replica} if result.replica else {})}
         return gallery_items(result), timing_markdown(summary), payload
 
-    def on_model(model_id):
-        return (*model_defaults(pool, model_id), model_note(pool, model_id),
-                gr.Dataset(samples=example_prompts(pool, model_id)))
+    # Settings another tab sends with a model (PNG Info's "Send to Generate"): the model change that
+    # follows must keep them rather than reset the fields to the new model's defaults.
+    pending = gr.State(None)
 
-    model.change(on_model, [model], [width, height, steps, guidance, scheduler, about, examples],
+    def on_model(model_id, sent):
+        values = model_defaults(pool, model_id)
+        if sent and sent.get("model") == model_id:
+            keys = ("width", "height", "steps", "guidance", "scheduler")
+            values = tuple(sent.get(k, v) for k, v in zip(keys, values))
+        return (*values, model_note(pool, model_id), gr.Dataset(samples=example_prompts(pool, model_id)), None)
+
+    model.change(on_model, [model, pending], [width, height, steps, guidance, scheduler, about, examples, pending],
                  api_name=False, queue=False)
     # The inline note follows the prompt and the model: advice, never an error.
     gr.on([prompt.change, model.change], lambda text, model_id: prompt_note(pool, model_id, text), [prompt, model],
@@ -132,4 +139,6 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     prompt.submit(on_generate, [prompt, negative, model, width, height, steps, guidance, scheduler, seed, batch],
                   [gallery, timing, record], api_name=False, concurrency_limit=concurrency,
                   concurrency_id="generate")
-    return {"prompt": prompt, "model": model, "gallery": gallery, "coalescer": coalescer}
+    return {"prompt": prompt, "negative": negative, "model": model, "width": width, "height": height, "steps": steps,
+            "guidance": guidance, "scheduler": scheduler, "seed": seed, "pending": pending, "gallery": gallery,
+            "coalescer": coalescer}

@@ -85,8 +85,8 @@ def _image_rows(owner: str, pngs: Sequence[bytes]) -> list[dict[str, Any]]:
 def _check_id(value: Any, what: str) -> str:
     text = str(value or "").strip().lower()
     if not _ID.match(text):
-        raise UnknownRecordError(f"{what} id {str(value or '')[:40]!r} is not one: ids are 32 hexadecimal digits, "
-                                 f"as {what} gave them")
+        raise UnknownRecordError(f"{what} id {str(value or '')[:40]!r} is not one: a {what} id is the 32 "
+                                 f"hexadecimal digits the {what} was given when it was made")
     return text
 
 

@@ -17,7 +17,7 @@ from genimg.imageio import guard_decoders
 from genimg.models.catalog import default_model
 from genimg.models.device import configure_cpu_threads
 from genimg.models.pool import ModelPool, get_pool
-from genimg.ui import compare_tab, evaluate_tab, generate_tab, metrics_tab, restore_tab, style_tab
+from genimg.ui import arena_tab, compare_tab, evaluate_tab, generate_tab, metrics_tab, preview, restore_tab, style_tab
 
 log = logging.getLogger("genimg.ui")
 
@@ -63,6 +63,7 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
     with gr.Blocks(title="genimg", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# genimg {__version__}\nFast image generation and fair side-by-side model comparison"
                     + (" · hosted demo: catalog models only, tighter limits" if env.hosted else ""))
+        preview.build(demo)  # ?preview=<id>: a shared result, read-only, above the tabs
         with gr.Tab("Generate", id="generate"):
             generate_tab.build(pool, env)
         with gr.Tab("Compare", id="compare"):
@@ -75,6 +76,11 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
             metrics_tab.build(pool, env)
         with gr.Tab("Evaluate", id="evaluate"):
             evaluate_tab.build(pool, env)
+        with gr.Tab("Arena", id="arena"):
+            arena_tab.build(pool, env)
+        with gr.Tab("Leaderboard", id="leaderboard") as leaderboard_tab:
+            board = arena_tab.build_leaderboard(pool, env)
+        leaderboard_tab.select(**board["load"])
     demo.queue(max_size=env.queue_size, default_concurrency_limit=env.concurrency)
     return demo
 

@@ -108,6 +108,8 @@ def create_battle(*, prompt: str, category: str | None, seed: int, models: Seque
                   settings: Sequence[dict[str, Any]], timings: Sequence[dict[str, Any]], session: str | None,
                   ttl_s: float, engine: Engine | None = None, now: float | None = None) -> str:
     """Store a battle (its images too) and return its id. ``models``/``pngs``/``timings`` are in display order."""
+    if not (2 <= len(models) <= len(LETTERS)) or len(pngs) != len(models) or len(timings) != len(models):
+        raise ValueError(f"a battle needs 2-{len(LETTERS)} models with one image and one timing each")
     engine = engine or get_engine()
     now = time.time() if now is None else now
     battle_id = new_id()
@@ -141,6 +143,17 @@ def get_battle(battle_id: Any, engine: Engine | None = None) -> Battle:
     return _battle_from_row(row, choice)
 
 
+def _check_choice(choice: Any) -> None:
+    """Raise GenimgError unless ``choice`` is a vote for some battle (a pair's, or a ranking of 3-4)."""
+    for n in range(2, len(LETTERS) + 1):
+        try:
+            normalise_choice(choice, n)
+            return
+        except GenimgError:
+            continue
+    normalise_choice(choice, 2)  # raises the pair's message, the common case
+
+
 def record_vote(battle_id: Any, choice: Any, session: str | None = None, engine: Engine | None = None,
                 now: float | None = None) -> Battle:
     """Count one vote for a battle and return the battle (models revealed).
@@ -149,6 +162,7 @@ def record_vote(battle_id: Any, choice: Any, session: str | None = None, engine:
     for an expired battle or one that already has its vote (nothing is changed then).
     """
     engine = engine or get_engine()
+    _check_choice(choice)  # a choice that fits no battle is its own error, whatever the battle id
     key = _check_id(battle_id, "battle")
     now = time.time() if now is None else now
     try:

@@ -40,6 +40,8 @@ CSS = """
 #evaluate-table table { table-layout: fixed; width: 100% !important; }
 #evaluate-table th, #evaluate-table td { min-width: 0 !important; white-space: normal !important; }
 .caption-label { white-space: normal !important; max-width: 100% !important; }
+/* Arena: both images at one readable size, whatever their own (the 64 px models are enlarged crisply). */
+.arena-pair img { width: 300px !important; height: 300px !important; object-fit: contain; }
 """
 
 

@@ -20,8 +20,9 @@ from genimg.tasks.arena import LEADERBOARD_COLUMNS, export, leaderboard, share_b
 from genimg.ui.common import MISSING, RESULTS_TABLE_HEIGHT, cells_progress, model_choices, user_errors
 from genimg.ui.preview import share_markdown
 
-VOTES = (("A", "👈 A is better", "arena-vote-a"), ("tie", "🤝 Tie", "arena-vote-tie"),
-         ("both_bad", "👎 Both bad", "arena-vote-both-bad"), ("B", "B is better 👉", "arena-vote-b"))
+# Plain arrows, not emoji: a browser without an emoji font draws those as empty boxes.
+VOTES = (("A", "← A is better", "arena-vote-a"), ("tie", "Tie", "arena-vote-tie"),
+         ("both_bad", "Both bad", "arena-vote-both-bad"), ("B", "B is better →", "arena-vote-b"))
 CATEGORIES = ["all", "single", "position", "count", "relation"]  # the grammar suite's scene kinds
 HOW = ("Two models draw the same prompt with the same seed. Judge the images, not the names: the models are "
        "revealed, with their timings, after your vote. Tick models to choose them, or leave them all unticked "
@@ -62,7 +63,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         with gr.Column(scale=3):
             prompt = gr.Textbox(label="Prompt", lines=1, max_lines=6, elem_id="arena-prompt",
                                 placeholder="a blue circle above a small yellow square on a black background")
-            draw_button = gr.Button("🎲 A prompt from the scene grammar's evaluation set", size="sm",
+            draw_button = gr.Button("Draw a prompt from the scene grammar's evaluation set", size="sm",
                                     elem_id="arena-draw")
         with gr.Column(scale=2):
             models = gr.CheckboxGroup(choices=choices, value=[], elem_id="arena-models",

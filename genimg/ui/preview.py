@@ -31,7 +31,7 @@ def permalink(preview_id: str, request: gr.Request | None) -> str:
 def share_markdown(preview_id: str, request: gr.Request | None) -> str:
     """Markdown with the permalink of a stored preview."""
     url = permalink(preview_id, request)
-    return f"🔗 Shared — anyone with this link sees it read-only: [{url}]({url})"
+    return f"Shared — anyone with this link sees it read-only: [{url}]({url})"
 
 
 def add_share_button(gallery: Any, prompt: Any, record: Any) -> None:

@@ -257,3 +257,21 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
     assert [Path(p).name for p in paths] == ["leaderboard.csv", "votes.csv"]
     assert Path(paths[0]).read_text().startswith("model,rating,ci_low,ci_high,battles,wins")
     assert (tmp_path / "data" / "genimg.sqlite3").exists()  # the default database, in GENIMG_DATA_DIR
+
+
+def test_hosted_rate_limit_and_a_ranking_of_three(db_url):
+    engine = open_engine(db_url)
+    store.check_rate("s1", 2, engine)
+    battle(engine)
+    three = store.create_battle(prompt="three", category=None, seed=1, models=["p", "q", "r"],
+                                pngs=[tiny_png((i, i, i)) for i in range(3)], settings=[{}] * 3, timings=[{}] * 3,
+                                session="s1", ttl_s=3600, engine=engine)
+    with pytest.raises(GenimgError, match="too many battles: this session started 2 in the last minute"):
+        store.check_rate("s1", 2, engine)
+    store.check_rate("another-session", 2, engine)  # per session
+    with pytest.raises(GenimgError, match="not a ranking"):
+        store.record_vote(three, "A", engine=engine)
+    assert store.record_vote(three, "c, a, b", engine=engine).choice == "C>A>B"
+    tallies = ratings.tallies(store.voted_battles(engine))
+    assert (tallies["r"]["wins"], tallies["p"]["losses"], tallies["q"]["losses"]) == (1, 1, 1)
+    engine.dispose()

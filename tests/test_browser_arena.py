@@ -102,3 +102,23 @@ def test_a_second_vote_and_a_bad_battle_say_what_is_wrong(page):
     page.locator("#arena-button").click()
     expect(toasts(page).filter(has_text="prompt is empty")).to_be_visible(timeout=RUN_TIMEOUT_MS)
     assert battle.input_value() == ""
+
+
+def test_share_a_comparison_opens_read_only(page, served_app, artifacts_dir):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare-prompt textarea").fill("a large red star on a white background")
+    page.locator("#compare-button").click()
+    assert_images_readable(page, "#compare-gallery img", count=4)
+    page.locator("#compare-share").click()
+    link = page.locator("#compare-link a")
+    expect(link).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    other = page.context.new_page()
+    other.goto(link.get_attribute("href"))
+    expect(other.locator("#preview-title")).to_contain_text("Comparison", timeout=RUN_TIMEOUT_MS)
+    expect(other.locator("#preview-title")).to_contain_text("a large red star on a white background")
+    assert_images_readable(other, "#preview-gallery img", count=4)
+    assert len(table_rows(other, "#preview-table")) == 4
+    other.screenshot(path=str(artifacts_dir / "compare-preview.png"), full_page=False)
+    other.close()

@@ -53,3 +53,18 @@ def client(url: str, index: int, battles: int, start_at: float, contested: str) 
         race = "refused: " + str(exc)
     engine.dispose()
     return {"counted": counted, "wins": wins, "race": race, "errors": errors, "seconds": elapsed}
+
+
+def open_at(url: str, start_at: float) -> str:
+    """Open (and so migrate) the database at ``start_at``, as replicas starting together would; return its revision."""
+    from sqlalchemy import text
+
+    from genimg.storage import open_engine
+
+    while time.time() < start_at:
+        time.sleep(0.005)
+    engine = open_engine(url)
+    with engine.connect() as conn:
+        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    engine.dispose()
+    return revision

@@ -275,3 +275,12 @@ def test_hosted_rate_limit_and_a_ranking_of_three(db_url):
     tallies = ratings.tallies(store.voted_battles(engine))
     assert (tallies["r"]["wins"], tallies["p"]["losses"], tallies["q"]["losses"]) == (1, 1, 1)
     engine.dispose()
+
+
+def test_replicas_starting_together_migrate_once(db_url):
+    from tests.arena_clients import open_at
+
+    start_at = time.time() + 6
+    with multiprocessing.get_context("spawn").Pool(8) as workers:
+        revisions = workers.starmap(open_at, [(db_url, start_at)] * 8)
+    assert revisions == ["0001_arena"] * 8

@@ -117,7 +117,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                                   batch=1 if n_seeds is None else n_seeds)
         result = compare(request, list(model_ids or []), pool, progress=cells_progress(progress),
                          warmup=bool(do_warmup))
-        payload = {"seeds": result.seeds, "cells": [c.summary() for c in result.cells]}
+        payload = {"prompt": prompt_text, "seeds": result.seeds, "cells": [c.summary() for c in result.cells]}
         return gr.Gallery(value=grid(result), columns=len(result.cells)), table_rows(result), payload
 
     gr.on([prompt.change, models.change], lambda text, ids: prompt_note(pool, ids, text), [prompt, models], note,

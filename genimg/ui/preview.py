@@ -50,7 +50,9 @@ def add_share_button(gallery: Any, prompt: Any, record: Any) -> None:
             source = source.get("path") if isinstance(source, dict) else source
             images.append(load_image(source, what="shared image").image)  # the one gate, even for our own files
             captions.append(caption or "")
-        preview_id = share_compare(prompt_text or "", list(payload.get("seeds", [])), list(payload.get("cells", [])),
+        # The prompt the result was made with (the box may have been edited since).
+        preview_id = share_compare(payload.get("prompt") or prompt_text or "", list(payload.get("seeds", [])),
+                                   list(payload.get("cells", [])),
                                    images, captions)
         return share_markdown(preview_id, request)
 

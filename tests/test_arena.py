@@ -284,3 +284,24 @@ def test_replicas_starting_together_migrate_once(db_url):
     with multiprocessing.get_context("spawn").Pool(8) as workers:
         revisions = workers.starmap(open_at, [(db_url, start_at)] * 8)
     assert revisions == ["0001_arena"] * 8
+
+
+def test_api_battle_is_blind_and_vote_reveals(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    image_a, image_b, battle_id = client.predict(prompt="a green star", models=[], seed=4, api_name="/arena_battle")
+    for path in (image_a, image_b):
+        assert Path(path).name == "image.png"
+        with Image.open(path) as im:
+            assert im.size == (32, 32) and not getattr(im, "text", {})
+    with pytest.raises(Exception, match="not a vote: use one of A, B, tie, both_bad"):
+        client.predict(battle_id=battle_id, choice="left", api_name="/arena_vote")
+    revealed = client.predict(battle_id=battle_id, choice="both_bad", api_name="/arena_vote")
+    assert {revealed["a"]["model"], revealed["b"]["model"]} == {"tiny-a", "tiny-b"} and revealed["seed"] == 4
+    with pytest.raises(Exception, match="already has its vote"):
+        client.predict(battle_id=battle_id, choice="A", api_name="/arena_vote")
+    summary, table, plot, files = client.predict(category="all", api_name="/leaderboard")
+    assert "voted battle" in summary and {row[0] for row in table["data"]} >= {"tiny-a", "tiny-b"}
+    assert "<svg" in plot and sorted(Path(f).name for f in files) == ["leaderboard.csv", "leaderboard.json",
+                                                                      "votes.csv", "votes.json"]

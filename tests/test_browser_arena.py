@@ -122,3 +122,22 @@ def test_share_a_comparison_opens_read_only(page, served_app, artifacts_dir):
     assert len(table_rows(other, "#preview-table")) == 4
     other.screenshot(path=str(artifacts_dir / "compare-preview.png"), full_page=False)
     other.close()
+
+
+def test_rank_three_images(page, artifacts_dir):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Arena").click()
+    page.locator("#arena-prompt textarea").fill("a small blue circle on the left on a yellow background")
+    page.locator("#arena-k").get_by_label("3").check()
+    page.locator("#arena-button").click()
+    assert_images_readable(page, "#arena-a img, #arena-b img, #arena-c img", count=3)
+    expect(page.locator("#arena-rank-button")).to_be_enabled(timeout=RUN_TIMEOUT_MS)
+    expect(page.locator("#arena-vote-a")).to_be_hidden()
+    page.locator("#arena-ranking textarea, #arena-ranking input").first.fill("C>A>B")
+    page.locator("#arena-rank-button").click()
+    reveal = page.locator("#arena-reveal")
+    expect(reveal).to_contain_text("Your vote: C>A>B", timeout=RUN_TIMEOUT_MS)
+    assert re.search(r"C was .+ s,", reveal.inner_text())
+    page.screenshot(path=str(artifacts_dir / "arena-rank.png"), full_page=True)
+    page.locator("#arena-k").get_by_label("2").check()  # leave the tab as the other tests expect it

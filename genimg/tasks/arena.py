@@ -111,6 +111,16 @@ def start_battle(prompt: str | None = None, models: Any = None, *, k: int = 2, s
                         prompt=result.cells[0].result.params["prompt"], category=category, seed=result.seeds[0])
 
 
+def battle_images(battle_id: Any, engine: Engine | None = None) -> list[Image.Image]:
+    """A stored battle's images in display order (A, B, ...), decoded. Raises GenimgError for an unknown id."""
+    return [_decode(data) for data in store.battle_pngs(store.get_battle(battle_id, engine).id, engine)]
+
+
+def _decode(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as im:
+        return im.convert("RGB")
+
+
 def _clean(image: Image.Image) -> Image.Image:
     """A copy of ``image`` without any info (Gradio writes text info into the PNG it serves)."""
     return Image.frombytes(image.mode, image.size, image.tobytes())
@@ -196,8 +206,4 @@ def share_battle(battle_id: Any, engine: Engine | None = None) -> str:
 def open_preview(preview_id: Any, engine: Engine | None = None) -> tuple[dict[str, Any], list[Image.Image]]:
     """A shared preview: its record and its images (decoded). Raises GenimgError for an unknown id."""
     record, pngs = store.load_preview(preview_id, engine)
-    images = []
-    for data in pngs:
-        with Image.open(io.BytesIO(data)) as im:
-            images.append(im.convert("RGB"))
-    return record, images
+    return record, [_decode(data) for data in pngs]

@@ -16,7 +16,8 @@ import gradio as gr
 from genimg.arena.plot import interval_svg
 from genimg.arena.prompts import GRAMMAR, draw
 from genimg.errors import GenimgError
-from genimg.tasks.arena import LEADERBOARD_COLUMNS, export, leaderboard, share_battle, start_battle, vote
+from genimg.tasks.arena import (LEADERBOARD_COLUMNS, battle_images, export, leaderboard, share_battle, start_battle,
+                                vote)
 from genimg.ui.common import MISSING, RESULTS_TABLE_HEIGHT, cells_progress, model_choices, user_errors
 from genimg.ui.preview import share_markdown
 
@@ -26,7 +27,7 @@ VOTES = (("A", "← A is better", "arena-vote-a"), ("tie", "Tie", "arena-vote-ti
 CATEGORIES = ["all", "single", "position", "count", "relation"]  # the grammar suite's scene kinds
 HOW = ("Two models draw the same prompt with the same seed. Judge the images, not the names: the models are "
        "revealed, with their timings, after your vote. Tick models to choose them, or leave them all unticked "
-       "to have two drawn at random.")
+       "to have them drawn at random. With 3 or 4 images you rank them instead.")
 RATING_NOTE = ("**rating** — Bradley–Terry strength on an Elo-like scale (ratings average 1000; 400 points = "
                "10:1 odds of being preferred), **95 % interval** from {rounds} bootstrap resamples of the battles. "
                "**battles** — voted battles the model was in; **wins** — votes for it; a tie or \"both bad\" counts "
@@ -67,46 +68,61 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                                     elem_id="arena-draw")
         with gr.Column(scale=2):
             models = gr.CheckboxGroup(choices=choices, value=[], elem_id="arena-models",
-                                      label="Models (none ticked: two drawn at random)")
-            seed = gr.Number(label="Seed (-1 = random; the same for both)", value=-1, precision=0)
+                                      label="Models (none ticked: drawn at random)")
+            with gr.Row():
+                k = gr.Radio(choices=[2, 3, 4], value=2, label="Images per battle (3-4: rank them)",
+                             elem_id="arena-k")
+                seed = gr.Number(label="Seed (-1 = random; the same for all)", value=-1, precision=0)
             run = gr.Button("New battle", variant="primary", elem_id="arena-button")
     drawn = gr.State(None)  # (prompt, category) of a drawn prompt: the category holds while the text is unchanged
     with gr.Row(elem_classes=["model-columns", "arena-pair"]):
         image_a = gr.Image(label="A", type="pil", format="png", interactive=False, height=320, elem_id="arena-a")
         image_b = gr.Image(label="B", type="pil", format="png", interactive=False, height=320, elem_id="arena-b")
-    with gr.Row():
+        image_c = gr.Image(label="C", type="pil", format="png", interactive=False, height=320, elem_id="arena-c",
+                           visible=False)
+        image_d = gr.Image(label="D", type="pil", format="png", interactive=False, height=320, elem_id="arena-d",
+                           visible=False)
+    with gr.Row(visible=True) as pair_votes:
         buttons = [gr.Button(label, interactive=False, elem_id=elem) for _choice, label, elem in VOTES]
+    with gr.Row(visible=False) as rank_votes:
+        ranking = gr.Textbox(label="Your ranking, best first (e.g. C>A>B)", max_lines=1, scale=3,
+                             elem_id="arena-ranking")
+        rank_button = gr.Button("Submit ranking", interactive=False, scale=1, elem_id="arena-rank-button")
     reveal = gr.Markdown(elem_id="arena-reveal")
     with gr.Row():
         share = gr.Button("Share this result", interactive=False, size="sm", elem_id="arena-share")
         link = gr.Markdown(elem_id="arena-link")
     battle_id = gr.Textbox(label="Battle id", interactive=False, max_lines=1, elem_id="arena-battle-id")
+    vote_controls = [*buttons, rank_button]
 
     def on_draw() -> tuple[str, tuple[str, str | None]]:
         text, category = draw(GRAMMAR)
         return text, (text, category)
 
     @user_errors
-    def arena_battle(prompt, models, seed, drawn_prompt=None, request: gr.Request = None, progress=gr.Progress()):
-        # Parameter names are the API's (/arena_battle): prompt, models, seed.
+    def arena_battle(prompt, models, seed, k=2, drawn_prompt=None, request: gr.Request = None,
+                     progress=gr.Progress()):
+        # Parameter names are the API's (/arena_battle): prompt, models, seed, k. Its outputs are images A and B
+        # and the battle id; a battle of 3-4 shows C and D in the tab through the step after it.
         category = drawn_prompt[1] if drawn_prompt and drawn_prompt[0] == (prompt or "").strip() else None
-        result = start_battle(prompt, list(models or []) or None, seed=-1 if seed is None else seed,
+        result = start_battle(prompt, list(models or []) or None, k=int(k or 2), seed=-1 if seed is None else seed,
                               category=category, session=_session(request), pool=pool,
                               progress=cells_progress(progress))
         return result.images[0], result.images[1], result.battle_id
 
     def arena_vote(battle_id: str, choice: str, request: gr.Request = None) -> dict:
-        """Vote on a battle: choice is A, B, tie or both_bad. Returns the revealed models under "a" and "b"."""
+        """Vote on a battle: choice is A, B, tie or both_bad (a ranking such as C>A>B for 3-4 images).
+        Returns the revealed models under "a", "b" (...) with their timings."""
         try:
             return vote(battle_id, choice, session=_session(request))
         except GenimgError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
-    def vote_handler(choice: str):
+    def vote_handler(choice: str | None):
         @user_errors
-        def on_vote(current_id, request: gr.Request = None):
-            revealed = vote(current_id, choice, session=_session(request))
-            return (reveal_markdown(revealed), *[gr.update(interactive=False)] * len(buttons),
+        def on_vote(current_id, typed=None, request: gr.Request = None):
+            revealed = vote(current_id, typed if choice is None else choice, session=_session(request))
+            return (reveal_markdown(revealed), *[gr.update(interactive=False)] * len(vote_controls),
                     gr.update(interactive=True))
         return on_vote
 
@@ -115,17 +131,26 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         return share_markdown(share_battle(current_id), request)
 
     def cleared():
-        return (None, None, "", "", "", *[gr.update(interactive=False)] * len(buttons), gr.update(interactive=False))
+        return (None, None, None, None, "", "", "", "", *[gr.update(interactive=False)] * len(vote_controls),
+                gr.update(interactive=False))
 
-    def ready():
-        return tuple(gr.update(interactive=True) for _ in buttons)
+    @user_errors
+    def ready(current_id):
+        images = battle_images(current_id)
+        extra = [gr.update(value=images[i] if i < len(images) else None, visible=i < len(images)) for i in (2, 3)]
+        pair = len(images) == 2
+        return (*extra, gr.update(visible=pair), gr.update(visible=not pair),
+                *[gr.update(interactive=True) for _ in vote_controls])
 
     draw_button.click(on_draw, None, [prompt, drawn], api_name=False, queue=False)
-    (run.click(cleared, None, [image_a, image_b, battle_id, reveal, link, *buttons, share], api_name=False, queue=False)
-        .then(arena_battle, [prompt, models, seed, drawn], [image_a, image_b, battle_id], api_name="arena_battle")
-        .success(ready, None, buttons, api_name=False, queue=False))
+    (run.click(cleared, None, [image_a, image_b, image_c, image_d, battle_id, reveal, link, ranking, *vote_controls,
+                               share], api_name=False, queue=False)
+        .then(arena_battle, [prompt, models, seed, k, drawn], [image_a, image_b, battle_id], api_name="arena_battle")
+        .success(ready, [battle_id], [image_c, image_d, pair_votes, rank_votes, *vote_controls], api_name=False))
     for (choice, _label, _elem), button in zip(VOTES, buttons):
-        button.click(vote_handler(choice), [battle_id], [reveal, *buttons, share], api_name=False)
+        button.click(vote_handler(choice), [battle_id], [reveal, *vote_controls, share], api_name=False)
+    gr.on([rank_button.click, ranking.submit], vote_handler(None), [battle_id, ranking], [reveal, *vote_controls, share],
+          api_name=False)
     share.click(on_share, [battle_id], link, api_name=False)
     gr.api(arena_vote, api_name="arena_vote")
     return {"prompt": prompt, "models": models, "run": run, "image_a": image_a, "image_b": image_b,

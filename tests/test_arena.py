@@ -305,3 +305,27 @@ def test_api_battle_is_blind_and_vote_reveals(app_url):
     assert "voted battle" in summary and {row[0] for row in table["data"]} >= {"tiny-a", "tiny-b"}
     assert "<svg" in plot and sorted(Path(f).name for f in files) == ["leaderboard.csv", "leaderboard.json",
                                                                       "votes.csv", "votes.json"]
+
+
+def test_cli_battle_then_vote(tmp_path):
+    env = {**os.environ, "GENIMG_DATA_DIR": str(tmp_path / "data")}
+    env.pop("GENIMG_DB_URL", None)
+
+    def cli(*argv):
+        done = subprocess.run([sys.executable, "-m", "genimg", "arena", *argv], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    for sub in ("battle", "export"):  # (vote and leaderboard are run below; every subcommand has --help)
+        assert "usage:" in cli(sub, "--help")
+    made = json.loads(cli("battle", "--suite", "grammar", "--models", "genimg-gan,genimg-vae", "--seed", "2",
+                          "--out", str(tmp_path / "battle"), "--json"))
+    assert [Path(p).name for p in made["paths"]] == ["A.png", "B.png"] and made["category"]
+    for path in made["paths"]:
+        with Image.open(path) as im:
+            assert not getattr(im, "text", {})
+    revealed = json.loads(cli("vote", made["battle_id"], "B", "--json"))
+    assert {revealed["a"]["model"], revealed["b"]["model"]} == {"genimg-gan", "genimg-vae"}
+    board = json.loads(cli("leaderboard", "--json", "--category", made["category"]))
+    assert {r["model"]: r["wins"] for r in board["rows"]}[revealed["b"]["model"]] == 1

@@ -91,7 +91,8 @@ def artifacts_dir() -> Path:
 class ServedApp:
     """``python app.py`` in its own process (the real dashboard, as a visitor reaches it), its peak RSS sampled."""
 
-    def __init__(self, tmp: Path, env_overrides: dict[str, str] | None = None):
+    def __init__(self, tmp: Path, env_overrides: dict[str, str] | None = None, command: list[str] | None = None,
+                 start_timeout: float = 240, stop_timeout: float = 20):
         import subprocess
         import sys
         import threading
@@ -109,15 +110,19 @@ class ServedApp:
         env.pop("PORT", None)
         self.log = (tmp / "server.log").open("w")
         root = Path(__file__).resolve().parent.parent
-        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=self.log,
+        self.command = command or ["app.py"]
+        self.stop_timeout = stop_timeout
+        self.log_path = tmp / "server.log"
+        self.proc = subprocess.Popen([sys.executable, *self.command], cwd=root, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
         self.ps = psutil.Process(self.proc.pid)
         self.peak_rss = 0
         self._stop = threading.Event()
-        deadline = time.time() + 240
+        deadline = time.time() + start_timeout
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"app.py exited with {self.proc.returncode}: {(tmp / 'server.log').read_text()[-2000:]}")
+                raise RuntimeError(f"{' '.join(self.command)} exited with {self.proc.returncode}: "
+                                   f"{(tmp / 'server.log').read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(self.url, timeout=5) as response:
                     if response.status == 200:
@@ -125,7 +130,8 @@ class ServedApp:
             except OSError:
                 pass
             if time.time() > deadline:
-                raise RuntimeError("app.py did not answer within 240 s")
+                raise RuntimeError(f"{' '.join(self.command)} did not answer within {start_timeout:.0f} s: "
+                                   f"{(tmp / 'server.log').read_text()[-2000:]}")
             time.sleep(0.5)
 
         def sample() -> None:
@@ -154,7 +160,7 @@ class ServedApp:
         self._stop.set()
         self.proc.terminate()
         try:
-            self.proc.wait(20)
+            self.proc.wait(self.stop_timeout)
         except Exception:
             self.proc.kill()
         self.log.close()

@@ -40,6 +40,8 @@ LAYERS: dict[str, int] = {
     "cli": 8,
     "bench": 7,
     "ui": 6,
+    # scale-out: the Ray Serve deployments run the tasks; the CLI puts the dashboard in front of them
+    "serve": 6,
     # use cases: one per tab / command
     "tasks": 5,
     # domain: evaluations and their reports, training; the methods a user ticks

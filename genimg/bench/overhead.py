@@ -24,8 +24,6 @@ def bench_dashboard_overhead(catalog: dict[str, Any], model_id: str, repeats: in
     timings, the ratios (``direct_over_bare``, ``http_over_bare``, ``api_over_bare``,
     ``api_over_direct``) and the goal. Raises RuntimeError when /generate over HTTP fails.
     """
-    import json
-
     import httpx
     from gradio_client import Client
 
@@ -66,23 +64,7 @@ def bench_dashboard_overhead(catalog: dict[str, Any], model_id: str, repeats: in
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
 
         def through_http() -> None:
-            # What curl (or any HTTP client) does: Gradio's REST call API, then fetch the image.
-            # gradio_client polls its SSE message queue every 50 ms (gradio_client/utils.py), so
-            # this path is the one that shows the server's own overhead.
-            data = [request.prompt, "", model_id, None, None, None, None, "default", 1234, 1]
-            event = http.post("/gradio_api/call/generate", json={"data": data}).json()["event_id"]
-            payload = None
-            with http.stream("GET", f"/gradio_api/call/generate/{event}") as stream:
-                kind = None
-                for line in stream.iter_lines():
-                    if line.startswith("event:"):
-                        kind = line.split(":", 1)[1].strip()
-                    elif line.startswith("data:") and kind in ("complete", "error"):
-                        payload = json.loads(line.split(":", 1)[1])
-                        break
-            if kind != "complete" or not payload:
-                raise RuntimeError(f"/generate over HTTP failed: {kind} {payload}")
-            http.get(payload[0][0]["image"]["url"]).raise_for_status()
+            call_generate_http(http, [request.prompt, "", model_id, None, None, None, None, "default", 1234, 1])
 
         timings = interleaved({"bare_pipeline": bare, "direct_task": direct, "http_api": through_http,
                                "gradio_client": through_api}, repeats)
@@ -104,6 +86,31 @@ def bench_dashboard_overhead(catalog: dict[str, Any], model_id: str, repeats: in
         "browser": browser,
         "goal": "http_over_bare and api_over_bare <= 1.10 on the embedded diffusion model",
     }
+
+
+def call_generate_http(http: Any, data: list[Any]) -> dict[str, Any]:
+    """``/generate`` as curl (or any HTTP client) calls it: Gradio's REST call API, then fetch the image.
+
+    ``http`` is an ``httpx.Client`` on the dashboard's base URL; ``data`` the endpoint's inputs.
+    gradio_client polls its SSE message queue every 50 ms (gradio_client/utils.py), so this is the
+    path that shows the server's own overhead. Returns the JSON record (the third output).
+    Raises RuntimeError when the call fails.
+    """
+    import json
+
+    event = http.post("/gradio_api/call/generate", json={"data": data}).json()["event_id"]
+    payload, kind = None, None
+    with http.stream("GET", f"/gradio_api/call/generate/{event}") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and kind in ("complete", "error"):
+                payload = json.loads(line.split(":", 1)[1])
+                break
+    if kind != "complete" or not payload:
+        raise RuntimeError(f"/generate over HTTP failed: {kind} {payload}")
+    http.get(payload[0][0]["image"]["url"]).raise_for_status()
+    return payload[2]
 
 
 def _browser_click_to_image(url: str, prompt: str, bare: Any, repeats: int) -> dict[str, Any]:

@@ -16,7 +16,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--table", action="store_true", help="a readable table instead of JSON")
     p.add_argument("--load", action="store_true",
                    help="instead: the load test (concurrent gradio clients on /generate and /metrics, loopback)")
-    p.add_argument("--clients", type=int, default=16, help="--load: concurrent clients")
+    p.add_argument("--ray", action="store_true",
+                   help="instead: Ray Serve (requirements-ray.txt) -- ingress overhead vs the single-process app, "
+                        "/generate throughput with 1 vs 2 replicas (docs/scale-out.md)")
+    p.add_argument("--clients", type=int, default=16, help="--load: concurrent clients (--ray: 4)")
     p.add_argument("--requests", type=int, default=13, help="--load: requests per client")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (the default)")
     g = p.add_argument_group("GPU, full-size architectures with random weights (docs/gpu.md)")
@@ -44,6 +47,14 @@ def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
         return report
     from genimg.bench import run_bench
 
+    if args.ray:
+        from genimg.bench.ray import bench_ray
+
+        report = {"ray": bench_ray(clients=4 if args.clients == 16 else args.clients,
+                                   requests=8 if args.quick else 32, repeats=args.repeats or (3 if args.quick else 9))}
+        if not args.json:
+            print(json.dumps(report, indent=2))
+        return report
     if args.load:
         from genimg.bench.load import bench_load
 

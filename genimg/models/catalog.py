@@ -41,6 +41,7 @@ class ModelSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     domain: str | None = None     # the prompt domain it draws (genimg.domains); None: open vocabulary
+    serve: dict[str, Any] = field(default_factory=dict)  # Ray Serve deployment defaults (genimg.serve.config)
 
     def local_path(self) -> Path | None:
         """The folder the weights live in, or None for a hub id.
@@ -76,6 +77,7 @@ def _spec_from_entry(entry: dict[str, Any], where: str) -> ModelSpec:
         defaults=dict(entry.get("defaults", {})),
         options=dict(entry.get("options", {})),
         domain=str(entry["domain"]) if entry.get("domain") else None,
+        serve=dict(entry.get("serve", {})),
     )
 
 

@@ -7,6 +7,9 @@
 - img2img / inpaint variants come from ``from_pipe`` and live in the base handle, so they
   cost no second copy of the weights and are guarded by the same lock.
 - A handle whose model raised an unexpected error is dropped: the next request reloads it.
+- A model can be *routed* (genimg.models.routes): served by another process, e.g. a Ray Serve
+  replica. Tasks ask ``route(model_id)`` first and, when there is one, run there instead of
+  borrowing the model here.
 - Running out of memory (CUDA or CPU), while loading or running, is the one fault mapped to a
   user error here (:class:`ModelOutOfMemoryError`): the handle is dropped, its memory freed,
   and the message says what to try. Every task borrows through ``acquire``, so this is the
@@ -33,6 +36,14 @@ from genimg.models import (classical_backend, diffusers_backend, embedded_backen
                            onnx_backend)
 from genimg.models.catalog import ModelSpec, adhoc_spec, load_catalog
 from genimg.models.device import Placement, default_placement
+from genimg.models.routes import Route
+
+
+# One model loads at a time in this process, whatever the pool: diffusers loads through accelerate's
+# init_empty_weights, which patches torch.nn.Module globally while it runs, so two loads in two threads
+# (two visitors picking two cold models, a parallel comparison) break each other ("Cannot copy out of
+# meta tensor"). Loading is disk- and CPU-bound anyway; parallel loads would not be faster.
+_LOAD_LOCK = threading.Lock()
 
 
 class ModelOutOfMemoryError(ModelUnavailableError):
@@ -98,6 +109,7 @@ class Lease:
     cold: bool            # True when this acquire loaded the model
     load_seconds: float   # time spent loading in this acquire (0.0 when warm)
     acquire_seconds: float
+    served_by: dict[str, Any] | None = None  # the replica that holds this pool, read at acquire (genimg.serve)
 
     @property
     def model(self) -> Any:
@@ -141,7 +153,8 @@ class ModelPool:
     """Shared, lazily loaded, LRU-evicted model handles (see module docstring)."""
 
     def __init__(self, catalog: dict[str, ModelSpec] | None = None, budget_bytes: int | None = None,
-                 placement_for: Callable[[ModelSpec], Placement] | None = None):
+                 placement_for: Callable[[ModelSpec], Placement] | None = None,
+                 served_by: Callable[[], dict[str, Any]] | None = None):
         self.catalog: dict[str, ModelSpec] = dict(catalog) if catalog is not None else load_catalog()
         self._placement_for = placement_for or (lambda spec: default_placement(spec.dtype))
         self.budget_bytes = budget_bytes
@@ -149,6 +162,28 @@ class ModelPool:
         self._state_lock = threading.Lock()             # guards _handles and _load_locks
         self._load_locks: dict[str, threading.Lock] = {}  # one loader at a time per model
         self.evictions: list[str] = []                   # ids, oldest first (for tests and the UI)
+        self._routes: dict[str, Route] = {}
+        # Inside a serving replica: who this process is (its replica id, node, pid), asked at every
+        # acquire so each result names the replica that made it.
+        self._served_by = served_by
+
+    # -- routes -----------------------------------------------------------------------
+    def set_route(self, model_id: str, route: Route | None) -> None:
+        """Serve ``model_id`` through ``route`` from now on (None: locally again)."""
+        spec = self.spec(model_id)
+        with self._state_lock:
+            if route is None:
+                self._routes.pop(spec.id, None)
+            else:
+                self._routes[spec.id] = route
+
+    def route(self, model_id: str) -> Route | None:
+        """The route of ``model_id`` when it is served elsewhere, else None (run it here)."""
+        return self._routes.get((model_id or "").strip())
+
+    def routes(self) -> dict[str, Route]:
+        """Every routed model's route, by id."""
+        return dict(self._routes)
 
     # -- catalog ----------------------------------------------------------------------
     def spec(self, model_id: str) -> ModelSpec:
@@ -208,6 +243,8 @@ class ModelPool:
         spec = self.spec(model_id)
         if model_id in self._handles:
             return True, "loaded"
+        if spec.id in self._routes:
+            return True, "served by its deployment"
         return backends.get(spec.backend).availability(spec)
 
     # -- handles ----------------------------------------------------------------------
@@ -233,9 +270,11 @@ class ModelPool:
         if not ok:
             raise ModelUnavailableError(f"model {spec.id!r} cannot be loaded here: {reason}")
         placement = self._placement_for(spec)
-        started = time.perf_counter()
+        _LOAD_LOCK.acquire()
+        started = time.perf_counter()  # after the wait: load seconds are this model's own
         try:
             model = backend.load(spec, placement)
+            seconds = time.perf_counter() - started
         except GenimgError:
             raise
         except Exception as exc:  # truncated or corrupt weights, wrong config, out of memory...
@@ -246,7 +285,8 @@ class ModelPool:
                 raise ModelOutOfMemoryError(message) from exc
             detail = " ".join(str(exc).split())[:300] or type(exc).__name__
             raise ModelUnavailableError(f"model {spec.id!r} could not be loaded: {type(exc).__name__}: {detail}") from exc
-        seconds = time.perf_counter() - started
+        finally:
+            _LOAD_LOCK.release()
         return Handle(spec=spec, model=model, placement=placement, nbytes=module_nbytes(model),
                       load_seconds=seconds)
 
@@ -331,7 +371,8 @@ class ModelPool:
             handle.last_used = time.monotonic()
             handle.uses += 1
             lease = Lease(handle=handle, cold=cold, load_seconds=load_seconds,
-                          acquire_seconds=time.perf_counter() - started)
+                          acquire_seconds=time.perf_counter() - started,
+                          served_by=self._served_by() if self._served_by else None)
             try:
                 yield lease
             except GenimgError:

@@ -22,9 +22,10 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from genimg.config import settings
+from genimg.errors import GenimgError
 from genimg.models.pool import ModelPool, get_pool
 from genimg.tasks.generate import (GenerateRequest, GenerateResult, ProgressFn, generate, make_result,
                                    prepare, run_pipeline_batch)
@@ -83,7 +84,8 @@ class Coalescer:
         """
         pool = pool or get_pool()
         spec, resolved = prepare(request, pool)  # a bad request fails here, alone
-        if self.max_images <= 1:
+        if self.max_images <= 1 or pool.route(spec.id) is not None:
+            # A routed model batches in its replica (genimg.serve: Serve's @serve.batch over generate_batch).
             return generate(request, pool, progress)
         job = _Job(spec.id, resolved, batch_key(spec.id, resolved))
         with self._lock:
@@ -106,8 +108,7 @@ class Coalescer:
 
     def _take(self, job: _Job) -> list[_Job]:
         """Remove and return ``job`` plus the waiting jobs that fit in one call with it (FIFO)."""
-        w, h = job.resolved["width"], job.resolved["height"]
-        cap = max(1, min(self.max_images, (self.max_images * PIXELS_PER_IMAGE_BUDGET) // (w * h)))
+        cap = images_cap(self.max_images, job.resolved["width"], job.resolved["height"])
         taken, images = [job], job.resolved["batch"]
         for other in self._pending:
             if other is not job and other.key == job.key and images + other.resolved["batch"] <= cap:
@@ -161,4 +162,62 @@ class Coalescer:
         return results[id(job)]
 
 
-__all__ = ["Coalescer", "batch_key", "PIXELS_PER_IMAGE_BUDGET"]
+def images_cap(max_images: int, width: int, height: int) -> int:
+    """Images one shared call may hold at this size: ``max_images``, fewer for large images."""
+    return max(1, min(max_images, (max_images * PIXELS_PER_IMAGE_BUDGET) // (width * height)))
+
+
+BatchProgressFn = Callable[[list[int], int, int], None]
+
+
+def generate_batch(requests: list[GenerateRequest], pool: ModelPool | None = None, max_images: int = 8,
+                   progress: BatchProgressFn | None = None) -> list[GenerateResult | BaseException]:
+    """Run requests that arrived together with as few pipeline calls as their parameters allow.
+
+    The batching of a serving replica (genimg.serve gathers the requests with Serve's
+    ``@serve.batch``; the single-process app gathers them with :class:`Coalescer`). Requests
+    with the same :func:`batch_key` share calls of at most ``max_images`` images (fewer for
+    large sizes); ``progress(indices, step, steps)`` reports a call's steps for the requests
+    (by index) it serves. Returns, per request in order, its GenerateResult or the exception
+    that stopped it (a bad request fails alone; a failed call fails the requests it served).
+    """
+    pool = pool or get_pool()
+    outcomes: list[GenerateResult | BaseException | None] = [None] * len(requests)
+    groups: dict[tuple[Any, ...], list[tuple[int, str, dict[str, Any]]]] = {}
+    for index, request in enumerate(requests):
+        try:
+            spec, resolved = prepare(request, pool)
+        except GenimgError as exc:
+            outcomes[index] = exc
+            continue
+        groups.setdefault(batch_key(spec.id, resolved), []).append((index, spec.id, resolved))
+    calls: list[list[tuple[int, str, dict[str, Any]]]] = []
+    for members in groups.values():
+        _, _, first = members[0]
+        cap = images_cap(max_images, first["width"], first["height"])
+        call: list[tuple[int, str, dict[str, Any]]] = []
+        for member in members:
+            if call and sum(m[2]["batch"] for m in call) + member[2]["batch"] > cap:
+                calls.append(call)
+                call = []
+            call.append(member)
+        calls.append(call)
+    for call in calls:
+        indices = [index for index, _, _ in call]
+        try:
+            with pool.acquire(call[0][1]) as lease:
+                report = (lambda step, steps, _i=indices: progress(_i, step, steps)) if progress else None
+                images, timings = run_pipeline_batch(lease, [resolved for _, _, resolved in call], report)
+                info = lease.model_info()
+            for position, ((index, _, resolved), own) in enumerate(zip(call, images)):
+                t = type(timings)(**timings.as_dict())
+                t.load_s = lease.load_seconds if position == 0 else 0.0
+                t.warm = not (lease.cold and position == 0)
+                outcomes[index] = make_result(resolved, own, t, info, lease.served_by)
+        except Exception as exc:  # this call's requests share its fault; the other calls still run
+            for index in indices:
+                outcomes[index] = exc
+    return outcomes  # type: ignore[return-value]
+
+
+__all__ = ["Coalescer", "batch_key", "generate_batch", "images_cap", "PIXELS_PER_IMAGE_BUDGET"]

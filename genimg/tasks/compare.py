@@ -16,6 +16,7 @@ from typing import Any
 
 from genimg.config import settings
 from genimg.models.pool import ModelPool, get_pool
+from genimg.models.routes import fan_out_executor
 from genimg.runner import ProgressFn, run_cells
 from genimg.tasks.generate import GenerateRequest, GenerateResult, resolve_request, run_pipeline
 
@@ -40,7 +41,8 @@ class CompareCell:
                 "decode_s": round(t.decode_s, 4), "peak_memory_mb": round(t.peak_memory_bytes / 2**20, 1),
                 "memory_kind": t.memory_kind, "width": self.result.params["width"],
                 "height": self.result.params["height"], "images": len(self.result.images),
-                "images_per_s": round(len(self.result.images) / t.total_s, 3) if t.total_s > 0 else None}
+                "images_per_s": round(len(self.result.images) / t.total_s, 3) if t.total_s > 0 else None,
+                **({"replica": self.result.replica} if self.result.replica else {})}
 
 
 @dataclass
@@ -55,11 +57,37 @@ def check_models(models: list[str], pool: ModelPool) -> list[str]:
                        what="compare")
 
 
+def compare_cell(request: GenerateRequest, model_id: str, seed: int, pool: ModelPool, warmup: bool = True,
+                 progress: Any = None) -> CompareCell:
+    """One model's column of a comparison: ``request`` on ``model_id`` with the shared ``seed``.
+
+    A model loaded by this call gets one 1-step warm-up first (when ``warmup``), timed apart.
+    Runs where the model is: here, or (via its route) inside its serving replica, which calls
+    this same function. Returns a CompareCell; raises GenimgError for what stops this model.
+    """
+    resolved = resolve_request(replace(request, model=model_id, seed=seed), pool.spec(model_id))
+    with pool.acquire(model_id) as lease:
+        warmup_s = 0.0
+        if lease.cold and warmup:
+            _, warm = run_pipeline(lease, {**resolved, "steps": 1, "batch": 1})
+            warmup_s = warm.total_s
+        images, timings = run_pipeline(lease, resolved, progress)
+        info = lease.model_info()
+    timings.load_s = lease.load_seconds
+    timings.warm = not lease.cold
+    params = {k: v for k, v in resolved.items() if k not in ("seed", "batch")}
+    result = GenerateResult(images=images, seeds=[seed + i for i in range(resolved["batch"])],
+                            params=params, timings=timings, model=info, replica=lease.served_by)
+    return CompareCell(model=model_id, result=result, warmup_s=warmup_s)
+
+
 def compare(request: GenerateRequest, models: list[str], pool: ModelPool | None = None,
             progress: ProgressFn | None = None, warmup: bool = True) -> CompareResult:
     """Run ``request`` on each of ``models`` with identical prompt and seeds.
 
-    ``request.model`` is ignored. ``progress`` receives a genimg.runner.Progress: models done,
+    ``request.model`` is ignored. Models run one after another, here or in their serving replicas;
+    in parallel only when each is served on an accelerator of its own (genimg.models.routes).
+    ``progress`` receives a genimg.runner.Progress: models done,
     and the running model's own denoising steps. A model that cannot run (missing weights, a
     fault, a size it cannot take) gets an error cell; the others still run. Raises GenimgError
     for bad parameters, unknown or repeated models, or when no model could run.
@@ -72,22 +100,19 @@ def compare(request: GenerateRequest, models: list[str], pool: ModelPool | None 
     shared_seed = first["seed"]
 
     def run_model(model_id: str, step: Any) -> CompareCell:
-        resolved = resolve_request(replace(request, model=model_id, seed=shared_seed), pool.spec(model_id))
-        with pool.acquire(model_id) as lease:
-            warmup_s = 0.0
-            if lease.cold and warmup:
-                _, warm = run_pipeline(lease, {**resolved, "steps": 1, "batch": 1})
-                warmup_s = warm.total_s
-            images, timings = run_pipeline(lease, resolved, step)
-            info = lease.model_info()
-        timings.load_s = lease.load_seconds
-        timings.warm = not lease.cold
-        params = {k: v for k, v in resolved.items() if k not in ("seed", "batch")}
-        result = GenerateResult(images=images, seeds=[shared_seed + i for i in range(resolved["batch"])],
-                                params=params, timings=timings, model=info)
-        return CompareCell(model=model_id, result=result, warmup_s=warmup_s)
+        route = pool.route(model_id)
+        if route is not None:
+            return route.call("compare_cell", {"request": request, "model_id": model_id, "seed": shared_seed,
+                                               "warmup": warmup}, step)
+        return compare_cell(request, model_id, shared_seed, pool, warmup, step)
 
-    cells = run_cells(ids, run_model, what="model", progress=progress)
+    routes = [pool.route(model_id) for model_id in ids]
+    executor = fan_out_executor(routes)  # parallel only when each model has an accelerator of its own
+    try:
+        cells = run_cells(ids, run_model, what="model", progress=progress, executor=executor)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=False)
     return CompareResult(cells=[c.value if c.ok else CompareCell(model=c.key, result=None, error=c.error)
                                 for c in cells],
                          seeds=[shared_seed + i for i in range(first["batch"])])

@@ -119,13 +119,45 @@ class _Counter:
             self.progress(self.done, self.total, label)
 
 
+def _store_row(row: EvalRow, cell: dict[str, Any], image: Any, timings: Any, info: dict[str, Any],
+               scheduler: dict[str, Any] | None, record: dict[str, Any], request: EvaluateRequest,
+               cache_dir: Path) -> None:
+    """Keep one generated image in its row (and the cell cache), with the record that reproduces it."""
+    row.image = image.convert("RGB")
+    row.latency_s = timings.total_s
+    record.update(scheduler_config=scheduler, loaded_placement=info["placement"])
+    stored = {"genimg_version": __version__, "task": "text-to-image", "key": row.key,
+              "model": {**info, "fingerprint": record["fingerprint"]},
+              **{k: v for k, v in cell.items() if k != "batch"}, "latency_s": row.latency_s,
+              "timings": timings.as_dict(), "scheduler_config": scheduler,
+              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "hardware": {"host": platform.node(), "machine": platform.machine()}}
+    if request.use_cache:
+        row.image_path = str(cache.store_cell(cache_dir, row.key, row.image, stored))
+
+
 def _generate_model(model_id: str, rows: list[EvalRow], params: dict[str, Any], record: dict[str, Any],
                     request: EvaluateRequest, pool: ModelPool, cache_dir: Path, counter: _Counter) -> int:
     """Generate the rows of one model that the cache did not have; returns how many were generated.
 
-    Raises what loading or generating raises (the runner turns it into this model's error rows).
+    A model served by a deployment (genimg.models.routes) generates each row in its replica (which
+    is warm from its start); the images are scored and cached here. Raises what loading or
+    generating raises (the runner turns it into this model's error rows).
     """
     generated = 0
+    route = pool.route(model_id)
+    if route is not None:
+        for row in rows:
+            cell = {**params, "prompt": row.prompt, "seed": row.seed, "batch": 1}
+            ask = GenerateRequest(prompt=row.prompt, model=model_id, negative_prompt=cell["negative_prompt"],
+                                  width=cell["width"], height=cell["height"], steps=cell["steps"],
+                                  guidance=cell["guidance"], scheduler=cell["scheduler"], seed=row.seed)
+            result = route.call("generate", {"request": ask})
+            info = {**result.model, **({"replica": result.replica} if result.replica else {})}
+            _store_row(row, cell, result.images[0], result.timings, info, None, record, request, cache_dir)
+            generated += 1
+            counter.add(1, model_id)
+        return generated
     with pool.acquire(model_id) as lease:
         info = lease.model_info()
         if lease.cold and request.warmup:
@@ -133,18 +165,8 @@ def _generate_model(model_id: str, rows: list[EvalRow], params: dict[str, Any], 
         for row in rows:
             cell = {**params, "prompt": row.prompt, "seed": row.seed, "batch": 1}
             images, timings = run_pipeline(lease, cell)
-            row.image = images[0].convert("RGB")
-            row.latency_s = timings.total_s
-            scheduler = _scheduler_record(lease.model)
-            record.update(scheduler_config=scheduler, loaded_placement=info["placement"])
-            stored = {"genimg_version": __version__, "task": "text-to-image", "key": row.key,
-                      "model": {**info, "fingerprint": record["fingerprint"]},
-                      **{k: v for k, v in cell.items() if k != "batch"}, "latency_s": row.latency_s,
-                      "timings": timings.as_dict(), "scheduler_config": scheduler,
-                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      "hardware": {"host": platform.node(), "machine": platform.machine()}}
-            if request.use_cache:
-                row.image_path = str(cache.store_cell(cache_dir, row.key, row.image, stored))
+            _store_row(row, cell, images[0], timings, info, _scheduler_record(lease.model), record, request,
+                       cache_dir)
             generated += 1
             counter.add(1, model_id)
     return generated

@@ -50,6 +50,9 @@ class GenerateResult:
     params: dict[str, Any]      # resolved parameters (model defaults filled in)
     timings: Timings
     model: dict[str, Any] = field(default_factory=dict)  # id, name, source, backend, placement
+    # The serving replica that made the images (python -m genimg serve --ray): its id, deployment,
+    # node and process, read inside the replica. None in the single-process app.
+    replica: dict[str, Any] | None = None
 
     def record(self, index: int) -> dict[str, Any]:
         """The full JSON record of image ``index`` (saved in its PNG)."""
@@ -62,6 +65,7 @@ class GenerateResult:
             "batch_index": index,
             "batch_size": len(self.images),
             "timings": self.timings.as_dict(),
+            **({"replica": self.replica} if self.replica else {}),
         }
 
 
@@ -83,7 +87,10 @@ def resolve_request(request: GenerateRequest, spec: ModelSpec, limits: Limits | 
     negative = P.check_prompt(request.negative_prompt, limits, what="negative prompt", allow_empty=True)
     width, height = P.check_size(_or(request.width, d.get("width", 512)), _or(request.height, d.get("height", 512)),
                                  limits, multiple)
-    steps = P.check_int(_or(request.steps, d.get("steps", 25)), "steps", 1, limits.max_steps)
+    model_max_steps = int(d.get("max_steps", limits.max_steps))  # e.g. an LCM scheduler's schedule length
+    steps = P.check_int(_or(request.steps, d.get("steps", 25)),
+                        "steps" if model_max_steps >= limits.max_steps else f"steps for {spec.id}",
+                        1, min(limits.max_steps, model_max_steps))
     guidance = P.check_float(_or(request.guidance, d.get("guidance", 7.0)), "guidance", 0.0, 30.0)
     scheduler = (request.scheduler or d.get("scheduler") or DEFAULT_SCHEDULER).strip().lower()
     if scheduler != DEFAULT_SCHEDULER and scheduler not in SCHEDULERS:
@@ -200,29 +207,35 @@ def prepare(request: GenerateRequest, pool: ModelPool) -> tuple[ModelSpec, dict[
     return spec, resolve_request(request, spec)
 
 
-def make_result(resolved: dict[str, Any], images: list[Any], timings: Timings, info: dict[str, Any]) -> GenerateResult:
-    """Package one request's images with its seeds, resolved parameters, timings and model info."""
+def make_result(resolved: dict[str, Any], images: list[Any], timings: Timings, info: dict[str, Any],
+                replica: dict[str, Any] | None = None) -> GenerateResult:
+    """Package one request's images with its seeds, resolved parameters, timings, model info and
+    (when served by a replica) the replica that made them."""
     seeds = [resolved["seed"] + i for i in range(resolved["batch"])]
     params = {k: v for k, v in resolved.items() if k not in ("seed", "batch")}
-    return GenerateResult(images=images, seeds=seeds, params=params, timings=timings, model=info)
+    return GenerateResult(images=images, seeds=seeds, params=params, timings=timings, model=info, replica=replica)
 
 
 def generate(request: GenerateRequest, pool: ModelPool | None = None,
              progress: ProgressFn | None = None) -> GenerateResult:
     """Generate ``request.batch`` images for ``request.prompt`` on ``request.model``.
 
-    Returns a GenerateResult (PIL images, seeds, resolved params, timings).
-    Raises GenimgError for bad parameters, unknown models and missing weights.
+    Returns a GenerateResult (PIL images, seeds, resolved params, timings). A routed model
+    (genimg.models.routes) runs this same function in its replica. Raises GenimgError for bad
+    parameters, unknown models and missing weights.
     """
     pool = pool or get_pool()
-    spec, resolved = prepare(request, pool)
+    spec, resolved = prepare(request, pool)  # a bad request fails here, before any forwarding
+    route = pool.route(spec.id)
+    if route is not None:
+        return route.call("generate", {"request": request}, progress)
     with pool.acquire(spec.id) as lease:
         images, timings = run_pipeline(lease, resolved, progress)
         info = lease.model_info()
     timings.load_s = lease.load_seconds
     timings.wait_s = max(0.0, lease.acquire_seconds - lease.load_seconds)
     timings.warm = not lease.cold
-    return make_result(resolved, images, timings, info)
+    return make_result(resolved, images, timings, info, lease.served_by)
 
 
 __all__ = ["GenerateRequest", "GenerateResult", "generate", "make_result", "pipeline_inputs", "prepare",

@@ -64,7 +64,8 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
     guard_decoders(env.limits)  # every Pillow decode in the server, Gradio's included, is bounded from here on
     with gr.Blocks(title="genimg", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# genimg {__version__}\nFast image generation and fair side-by-side model comparison"
-                    + (" · hosted demo: catalog models only, tighter limits" if env.hosted else ""))
+                    + (" · hosted demo: catalog models only, tighter limits" if env.hosted else "")
+                    + (f" · {len(pool.routes())} models served by Ray Serve deployments" if pool.routes() else ""))
         preview.build(demo)  # ?preview=<id>: a shared result, read-only, above the tabs
         with gr.Tab("Generate", id="generate"):
             generate_tab.build(pool, env)
@@ -118,8 +119,8 @@ def preload(pool: ModelPool) -> None:
     from genimg.models import backends
 
     model_id = default_model(pool.catalog)
-    if not model_id or not pool.availability(model_id)[0]:
-        return
+    if not model_id or pool.route(model_id) is not None or not pool.availability(model_id)[0]:
+        return  # nothing to preload, or it is served (and loaded) by its own deployment
     spec = pool.spec(model_id)
     is_present = getattr(backends.get(spec.backend), "is_present", None)
     if is_present is not None and not is_present(spec):

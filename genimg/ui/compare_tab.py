@@ -11,7 +11,7 @@ from genimg.params import scheduler_names
 from genimg.tasks.generate import GenerateRequest
 from genimg.ui.common import (RESULTS_TABLE_HEIGHT, cells_progress, example_prompts, model_choices, prompt_note,
                               user_errors)
-from genimg.ui.generate_tab import gallery_items
+from genimg.ui.generate_tab import gallery_items, replica_text
 from genimg.ui.preview import add_share_button
 
 TABLE_COLUMNS = ["model", "runs on", "wall s", "speed", "denoise s", "decode s", "peak MB", "first load s", "error"]
@@ -22,9 +22,11 @@ MEMORY_NOTE = ("**peak MB** — on a GPU, the allocator's peak during the timed 
                "(a GAN or VAE has no steps to count).")
 
 
-def runs_on(model_info: dict[str, Any]) -> str:
-    """Where and how a model ran, e.g. "cpu/float32 · onnxruntime" (a fair comparison shows it)."""
-    return " · ".join(str(model_info[k]) for k in ("placement", "runtime") if model_info.get(k))
+def runs_on(model_info: dict[str, Any], replica: dict[str, Any] | None = None) -> str:
+    """Where and how a model ran, e.g. "cpu/float32 · onnxruntime" (a fair comparison shows it), and
+    under ``serve --ray`` the replica that ran it."""
+    parts = [str(model_info[k]) for k in ("placement", "runtime") if model_info.get(k)]
+    return " · ".join(parts + ([replica_text(replica)] if replica else []))
 
 
 def speed(summary: dict[str, Any]) -> str:
@@ -43,7 +45,7 @@ def table_rows(result: Any) -> list[list[Any]]:
         if cell.result is None:
             rows.append([cell.model, None, None, None, None, None, None, None, cell.error])
         else:
-            rows.append([cell.model, runs_on(cell.result.model), round(s["wall_s"], 3), speed(s),
+            rows.append([cell.model, runs_on(cell.result.model, cell.result.replica), round(s["wall_s"], 3), speed(s),
                          round(s["denoise_s"], 3), round(s["decode_s"], 3),
                          round(s["peak_memory_mb"]) if s["peak_memory_mb"] >= 1 else "–",
                          round(s["load_s"], 2) or None, ""])

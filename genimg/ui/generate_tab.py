@@ -33,7 +33,15 @@ def timing_markdown(summary: dict[str, Any]) -> str:
             f"{summary['decode_s']:.3f} s) · peak {summary['peak_memory_mb']:.0f} MB"
             + (f" · first load {summary['load_s']:.2f} s" if summary.get("load_s") else "")
             + (f" · queued {summary['wait_s']:.2f} s" if summary.get("wait_s", 0) >= 0.01 else "")
-            + (f" · one batch of {summary['batch_images']} images for {shared} requests" if shared > 1 else ""))
+            + (f" · one batch of {summary['batch_images']} images for {shared} requests" if shared > 1 else "")
+            + (f" · {replica_text(summary['replica'])}" if summary.get("replica") else ""))
+
+
+def replica_text(replica: dict[str, Any]) -> str:
+    """Which Ray Serve replica made a result, e.g. "replica 1qkucxty, node b66d3c57" (+ its GPU, if any)."""
+    device = replica.get("device")
+    return (f"replica {replica.get('id')}, node {str(replica.get('node', ''))[:8]}"
+            + (f", {device}" if device and device != "cpu" else ""))
 
 
 def result_summary(result: Any) -> dict[str, Any]:
@@ -42,7 +50,7 @@ def result_summary(result: Any) -> dict[str, Any]:
             "wall_s": t.total_s, "steps_per_s": t.steps_per_s,
             "text_encode_s": t.text_encode_s, "denoise_s": t.denoise_s, "decode_s": t.decode_s,
             "peak_memory_mb": t.peak_memory_bytes / 2**20, "load_s": t.load_s, "wait_s": t.wait_s,
-            "batch_requests": t.batch_requests, "batch_images": t.batch_images}
+            "batch_requests": t.batch_requests, "batch_images": t.batch_images, "replica": result.replica}
 
 
 def gallery_items(result: Any, label: str = "") -> list[tuple[Any, str]]:
@@ -105,7 +113,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         result = coalescer.generate(request, pool, progress=step_progress(progress, "denoising"))
         summary = result_summary(result)
         payload = {"seeds": result.seeds, "params": result.params, "model": result.model,
-                   "timings": result.timings.as_dict()}
+                   "timings": result.timings.as_dict(), **({"replica": result.replica} if result.replica else {})}
         return gallery_items(result), timing_markdown(summary), payload
 
     def on_model(model_id):

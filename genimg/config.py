@@ -83,6 +83,11 @@ class Settings:
     microbatch: int = 8                # most images one shared /generate call serves (1: no micro-batching)
     embedded_runtime: str = "onnx"     # onnx | torch: what runs the embedded diffusion UNets on the CPU
     max_rss_mb: int | None = None      # refuse new work above this resident memory; None: 80% of RAM
+    # The database (arena battles and votes, shared previews): a SQLite file in data_dir unless db_url is set.
+    data_dir: Path = PROJECT_ROOT / "data"
+    db_url: str | None = None          # any SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db
+    arena_ttl_s: int = 3600            # an arena battle must be voted within this many seconds
+    arena_rate_per_min: int = 0        # battles one session may start a minute; 0: no limit
 
 
 def settings() -> Settings:
@@ -112,4 +117,9 @@ def settings() -> Settings:
         microbatch=_int("GENIMG_MICROBATCH", 8),
         embedded_runtime=os.environ.get("GENIMG_EMBEDDED_RUNTIME", "").strip().lower() or "onnx",
         max_rss_mb=_int("GENIMG_MAX_RSS_MB", 0) or None,
+        data_dir=Path(os.environ.get("GENIMG_DATA_DIR") or "data").resolve(),
+        db_url=os.environ.get("GENIMG_DB_URL", "").strip() or None,
+        arena_ttl_s=_int("GENIMG_ARENA_TTL_S", 3600),
+        # Hosted mode always rate-limits (a public demo); locally the owner votes as fast as they like.
+        arena_rate_per_min=_int("GENIMG_ARENA_RATE", 10 if hosted else 0),
     )

@@ -9,6 +9,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("GENIMG_PRELOAD", "0")
+# The database (arena, previews) of in-process apps and tasks goes to a temporary folder, never ./data.
+os.environ.setdefault("GENIMG_DATA_DIR", __import__("tempfile").mkdtemp(prefix="genimg-test-data-"))
 
 import socket  # noqa: E402
 from pathlib import Path  # noqa: E402

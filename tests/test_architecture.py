@@ -47,6 +47,8 @@ LAYERS: dict[str, int] = {
     # domain: evaluations and their reports, training; the methods a user ticks
     "evaluation": 4,
     "training": 4,
+    # the arena: battles, votes, Bradley–Terry ratings, shared previews (kept in genimg.storage)
+    "arena": 4,
     "style": 3,
     "restore": 3,
     "metrics": 3,
@@ -72,6 +74,8 @@ LAYERS: dict[str, int] = {
     "resources": 0,
     "runner": 0,
     "schedulers": 0,
+    # the database: engines, tables, migrations (generic: the arena today, the index of training runs next)
+    "storage": 0,
 }
 
 MAX_LINES = 600

@@ -17,7 +17,8 @@ from genimg.imageio import guard_decoders
 from genimg.models.catalog import default_model
 from genimg.models.device import configure_cpu_threads
 from genimg.models.pool import ModelPool, get_pool
-from genimg.ui import compare_tab, evaluate_tab, generate_tab, grid_tab, info_tab, metrics_tab, restore_tab, style_tab
+from genimg.ui import (arena_tab, compare_tab, evaluate_tab, generate_tab, grid_tab, info_tab, metrics_tab, preview,
+                       restore_tab, style_tab)
 
 log = logging.getLogger("genimg.ui")
 
@@ -49,6 +50,8 @@ CSS = """
 #evaluate-table th, #evaluate-table td, #grid-table th, #grid-table td { min-width: 0 !important;
   white-space: normal !important; }
 .caption-label { white-space: normal !important; max-width: 100% !important; }
+/* Arena: both images at one readable size, whatever their own (the 64 px models are enlarged crisply). */
+.arena-pair img { width: 300px !important; height: 300px !important; object-fit: contain; }
 """
 
 
@@ -73,6 +76,7 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
         gr.Markdown(f"# genimg {__version__}\nFast image generation and fair side-by-side model comparison"
                     + (" · hosted demo: catalog models only, tighter limits" if env.hosted else "")
                     + (f" · {len(pool.routes())} models served by Ray Serve deployments" if pool.routes() else ""))
+        preview.build(demo)  # ?preview=<id>: a shared result, read-only, above the tabs
         with gr.Tabs() as tabs:
             with gr.Tab("Generate", id="generate"):
                 generate = generate_tab.build(pool, env)
@@ -80,6 +84,11 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
                 compare_tab.build(pool, env)
             with gr.Tab("Grid", id="grid"):
                 grid_tab.build(pool, env)
+            with gr.Tab("Arena", id="arena"):
+                arena_tab.build(pool, env)
+            with gr.Tab("Leaderboard", id="leaderboard") as leaderboard_tab:
+                board = arena_tab.build_leaderboard(pool, env)
+            leaderboard_tab.select(**board["load"])
             with gr.Tab("Style", id="style"):
                 style_tab.build(pool, env)
             with gr.Tab("Restore", id="restore"):

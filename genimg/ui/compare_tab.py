@@ -12,6 +12,7 @@ from genimg.tasks.generate import GenerateRequest
 from genimg.ui.common import (RESULTS_TABLE_HEIGHT, cells_progress, example_prompts, model_choices, prompt_note,
                               user_errors)
 from genimg.ui.generate_tab import gallery_items, replica_text
+from genimg.ui.preview import add_share_button
 
 TABLE_COLUMNS = ["model", "runs on", "wall s", "speed", "denoise s", "decode s", "peak MB", "first load s", "error"]
 MEMORY_NOTE = ("**peak MB** — on a GPU, the allocator's peak during the timed call; on the CPU, how much the "
@@ -101,6 +102,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     gr.Markdown(MEMORY_NOTE, elem_classes=["footnote"])
     with gr.Accordion("All numbers (JSON)", open=False):
         record = gr.JSON(show_label=False)
+    add_share_button(gallery, prompt, record)  # a permalink (?preview=<id>) to this result, read-only
     # The shared settings apply only when the user turns "each model's own" off.
     own.change(lambda on: [gr.update(interactive=not on)] * 5, [own], [width, height, steps, guidance, scheduler],
                api_name=False, queue=False)
@@ -117,7 +119,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                                   batch=1 if n_seeds is None else n_seeds)
         result = compare(request, list(model_ids or []), pool, progress=cells_progress(progress),
                          warmup=bool(do_warmup))
-        payload = {"seeds": result.seeds, "cells": [c.summary() for c in result.cells]}
+        payload = {"prompt": prompt_text, "seeds": result.seeds, "cells": [c.summary() for c in result.cells]}
         return gr.Gallery(value=grid(result), columns=len(result.cells)), table_rows(result), payload
 
     gr.on([prompt.change, models.change], lambda text, ids: prompt_note(pool, ids, text), [prompt, models], note,

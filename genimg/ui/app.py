@@ -17,7 +17,7 @@ from genimg.imageio import guard_decoders
 from genimg.models.catalog import default_model
 from genimg.models.device import configure_cpu_threads
 from genimg.models.pool import ModelPool, get_pool
-from genimg.ui import compare_tab, evaluate_tab, generate_tab, metrics_tab, restore_tab, style_tab
+from genimg.ui import ask_tab, compare_tab, evaluate_tab, generate_tab, metrics_tab, restore_tab, style_tab
 
 log = logging.getLogger("genimg.ui")
 
@@ -76,6 +76,8 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
             metrics_tab.build(pool, env)
         with gr.Tab("Evaluate", id="evaluate"):
             evaluate_tab.build(pool, env)
+        with gr.Tab("Ask", id="ask"):
+            ask_tab.build(pool, env)
     demo.queue(max_size=env.queue_size, default_concurrency_limit=env.concurrency)
     return demo
 

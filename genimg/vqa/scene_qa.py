@@ -13,6 +13,9 @@ answer instead (``answerable`` False).
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,7 +144,32 @@ def _seen(found: Detection) -> dict[str, Any]:
 
 
 class SceneAnswerer:
-    """Answers questions about scene-grammar images from their pixels (see the module docstring)."""
+    """Answers questions about scene-grammar images from their pixels (see the module docstring).
+
+    Several questions about one image (the faithfulness metric asks ~5 per image) share one
+    detection: the last few images' detections are kept, keyed by a hash of their pixels.
+    """
+
+    CACHE_SIZE = 8
+
+    def __init__(self) -> None:
+        self._seen: OrderedDict[bytes, tuple[bool, Detection | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _look(self, rgb: np.ndarray) -> tuple[bool, Detection | None]:
+        """(border is plain, detection or None when it is not) for ``rgb``, cached by pixel hash."""
+        key = hashlib.blake2b(rgb.tobytes(), digest_size=16, person=str(rgb.shape).encode()[:16]).digest()
+        with self._lock:
+            if key in self._seen:
+                self._seen.move_to_end(key)
+                return self._seen[key]
+        plain = _border_is_plain(rgb)
+        seen = (plain, detect(rgb) if plain else None)
+        with self._lock:
+            self._seen[key] = seen
+            while len(self._seen) > self.CACHE_SIZE:
+                self._seen.popitem(last=False)
+        return seen
 
     def answer(self, image: Any, question: str) -> Answer:
         """Answer ``question`` about ``image`` (PIL image or uint8 array; pixels only).
@@ -161,10 +189,10 @@ class SceneAnswerer:
         if min(rgb.shape[:2]) < MIN_SIDE:
             return Answer(f"this image is {rgb.shape[1]}x{rgb.shape[0]}: I need at least {MIN_SIDE}x{MIN_SIDE} "
                           f"pixels to see its shapes. {CAN_ANSWER}.", query.type, False)
-        if not _border_is_plain(rgb):
+        plain, found = self._look(rgb)
+        if not plain or found is None:
             return Answer("this image does not look like flat shapes on a plain background (its border is not "
                           f"one plain colour), so I will not guess. {CAN_ANSWER}.", query.type, False)
-        found = detect(rgb)
         if len(found.objects) > MAX_OBJECTS:
             return Answer(f"this image holds {len(found.objects)} separate patches, more than the few flat shapes I "
                           f"can tell apart, so I will not guess. {CAN_ANSWER}.", query.type, False, _seen(found))

@@ -33,7 +33,7 @@ def answer_markdown(result: dict[str, Any]) -> str:
 def _answerer_picker(pool: Any, elem_id: str) -> gr.Dropdown:
     # A catalog without answerers still builds (the task then says what is missing).
     return gr.Dropdown(choices=model_choices(pool, TASK), value=default_model(pool.catalog, TASK), label="Answerer",
-                       allow_custom_value=True, elem_id=elem_id, scale=1)
+                       allow_custom_value=True, elem_id=elem_id, scale=2)
 
 
 def _gallery_image(items: Any, index: int | None) -> Any:

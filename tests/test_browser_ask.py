@@ -82,3 +82,30 @@ def test_ask_box_under_generate_answers_about_the_generated_image(ask_page, arti
     # The compare tab has the same box.
     page.get_by_role("tab", name="Compare").click()
     expect(page.locator("#compare-ask")).to_be_visible()
+
+
+def test_evaluate_shows_vqa_accuracy_per_question_type(ask_page, artifacts_dir, tmp_path, monkeypatch):
+    from playwright.sync_api import expect
+
+    monkeypatch.setenv("GENIMG_CACHE_DIR", str(tmp_path / "cache"))
+    page = ask_page
+    page.get_by_role("tab", name="Evaluate").click()
+    models = page.locator("#evaluate-models")
+    box = models.get_by_role("checkbox").first
+    box.check()
+    page.get_by_role("button", name="Settings and metrics").click()
+    metrics = page.locator("#evaluate-metrics")
+    for box in metrics.get_by_role("checkbox").all():
+        box.uncheck()
+    for label in ("Faithfulness (grammar)", "VQA accuracy (scene QA)"):
+        metrics.get_by_role("checkbox", name=label, exact=True).check()
+    page.locator("#evaluate-prompts textarea").fill("")
+    page.locator("#evaluate-grammar input").fill("4")
+    page.locator("#evaluate-seeds textarea").fill("0")
+    page.locator("#evaluate-button").click()
+    table = page.locator("#evaluate-table")
+    expect(table).to_contain_text("background", timeout=RUN_TIMEOUT_MS)
+    expect(table.get_by_role("columnheader", name="VQA accuracy (scene QA)")).to_have_count(1)
+    expect(table).to_contain_text(re.compile(r"(colour|shape|count) \d\.\d\d of \d+"))
+    expect(error_toasts(page)).to_have_count(0)
+    page.screenshot(path=str(artifacts_dir / "ask-evaluate-vqa.png"), full_page=True)

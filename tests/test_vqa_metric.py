@@ -78,3 +78,10 @@ def test_evaluate_summary_table_and_report_show_accuracy_per_type():
     assert "relation 1.00 of 2" in table[0][column] and "relation 0.50 of 2" in table[1][column]
     assert "colour 1.00 of" in report_fragment(result)
     assert all(r.as_dict()["answers"] for r in result.rows)
+
+
+def test_the_interval_of_an_accuracy_stays_within_0_and_1():
+    rows = _rows("few", True)[:1] + _rows("few", False)[1:]
+    score_rows(rows, ["vqa"], None)
+    stats = summarize_model(rows, ["vqa"], {RELATION: True, COUNT: True}, {}, None)[0]["metrics"]["vqa"]
+    assert 0.0 <= stats["ci_low"] <= stats["mean"] <= stats["ci_high"] <= 1.0

@@ -183,7 +183,11 @@ def summarize_model(rows: list[EvalRow], keys: list[str], grammar_ok: dict[str, 
         if stats["n"] == 0:
             stats["note"] = next((r.notes[k] for r in done if k in r.notes), "no values")
     if VQA in entry["metrics"]:  # accuracy per question type, pooled over every answered question
-        entry["metrics"][VQA]["types"] = vqa_types([r.answers for r in done])
+        stats = entry["metrics"][VQA]
+        stats["types"] = vqa_types([r.answers for r in done])
+        for bound in ("ci_low", "ci_high"):  # an accuracy: the t-interval is clipped to [0, 1]
+            if stats.get(bound) is not None:
+                stats[bound] = min(1.0, max(0.0, stats[bound]))
     latencies = [r.latency_s for r in done if r.latency_s is not None]
     lat_mean, lat_low, lat_high = t_interval(latencies)
     entry["latency"] = {"median_s": float(np.median(latencies)) if latencies else None,

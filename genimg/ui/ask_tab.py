@@ -7,10 +7,12 @@ The answer comes from the pixels only (the task passes the answerer decoded pixe
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import gradio as gr
 
+from genimg.errors import GenimgError
 from genimg.examples import EXAMPLES_DIR
 from genimg.outputs import json_safe
 from genimg.models.catalog import default_model
@@ -27,7 +29,8 @@ def answer_markdown(result: dict[str, Any]) -> str:
     """The answer as a person reads it: the answer in bold, then who answered and how fast."""
     kind = f" · {result['type']} question" if result.get("type") else ""
     scope = "" if result["answerable"] else " · outside what this answerer can see"
-    return f"**{result['answer']}**\n\n<span class='footnote'>{result['model']} · {result['seconds']:.2f} s{kind}{scope}</span>"
+    footnote = f"{result['model']} · {result['seconds']:.2f} s{kind}{scope}"
+    return f"**{html.escape(result['answer'])}**\n\n<span class='footnote'>{footnote}</span>"
 
 
 def _answerer_picker(pool: Any, elem_id: str) -> gr.Dropdown:
@@ -39,8 +42,6 @@ def _answerer_picker(pool: Any, elem_id: str) -> gr.Dropdown:
 def _gallery_image(items: Any, index: int | None) -> Any:
     """The file (path) of image ``index`` (default: the first) among a Gallery's items."""
     if not items:
-        from genimg.errors import GenimgError
-
         raise GenimgError("no image to ask about yet: generate one first")
     item = items[min(max(int(index or 0), 0), len(items) - 1)]
     if isinstance(item, (tuple, list)):

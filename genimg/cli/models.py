@@ -29,6 +29,6 @@ def cmd_models(args: argparse.Namespace) -> dict[str, Any]:
         for row in rows:
             mark = "yes" if row["available"] else "no "
             star = "*" if row["id"] == default else " "
-            print(f"{star}{row['id']:<24} {mark}  {row['backend']:<9} {','.join(row['tasks']):<40} {row['reason']}")
+            print(f"{star}{row['id']:<24} {mark}  {row['backend']:<12} {','.join(row['tasks']):<40} {row['reason']}")
         print("(* default text-to-image model; 'no' rows say how to provide the weights)")
     return {"command": "models", "models": rows}

@@ -20,7 +20,7 @@ from genimg.metrics.registry import METRICS, NO_REFERENCE, SET, TEXT_IMAGE, cano
 IMAGE_METRICS = tuple(m.id for kind in (TEXT_IMAGE, NO_REFERENCE) for m in METRICS.where(lambda m: m.task == kind))
 SET_METRICS = tuple(m.id for m in METRICS.where(lambda m: m.task == SET))
 ALL_METRICS = (*IMAGE_METRICS, *SET_METRICS)
-DEFAULT_METRICS = ("faithfulness", "clip", "sharpness", "colourfulness", "entropy", "brisque", "fd", "kid", "diversity")
+DEFAULT_METRICS = ("faithfulness", "vqa", "clip", "sharpness", "colourfulness", "entropy", "brisque", "fd", "kid", "diversity")
 LABELS = {**{k: METRICS[k].label for k in ALL_METRICS}, "latency": "Latency (s/image)"}
 BETTER = {**{k: METRICS[k].better for k in ALL_METRICS}, "latency": "lower"}
 MEANING = {k: METRICS[k].meaning for k in ALL_METRICS}

@@ -195,8 +195,10 @@ def summary_table(result: Any, skip: Any = ()) -> tuple[list[str], list[list[str
         cells = [model, str(s["n_images"]), _fmt(lat["median_s"]), _fmt(lat["images_per_s"])]
         for k in image_keys:
             stats = s["metrics"].get(k, {})
-            text = mean_ci_text(stats)
-            cells.append(text + (" ★" if stats.get("pareto") else ""))
+            text = mean_ci_text(stats) + (" ★" if stats.get("pareto") else "")
+            if stats.get("types"):  # question-based faithfulness: accuracy per question type
+                text += " (" + ", ".join(f"{kind} {t['accuracy']:.2f} of {t['n']}" for kind, t in stats["types"].items()) + ")"
+            cells.append(text)
         for k in set_keys:
             cells.append(mean_ci_text(s.get("set_metrics", {}).get(k, {})))
         rows.append(cells)

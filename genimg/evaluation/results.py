@@ -19,6 +19,7 @@ class EvalRow:
     metrics: dict[str, float | None] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)        # why a metric is None
     checks: dict[str, bool | None] = field(default_factory=dict)  # the grammar evaluator's checks
+    answers: dict[str, list[int]] = field(default_factory=dict)   # VQA: {question type: [correct, answered]}
     latency_s: float | None = None
     cached: bool = False
     key: str = ""
@@ -30,7 +31,8 @@ class EvalRow:
         """The row without its image, JSON-safe."""
         return {"model": self.model, "prompt_index": self.prompt_index, "prompt": self.prompt, "seed": self.seed,
                 "latency_s": self.latency_s, "cached": self.cached, "key": self.key, "error": self.error,
-                "metrics": json_safe(self.metrics), "notes": dict(self.notes), "checks": dict(self.checks)}
+                "metrics": json_safe(self.metrics), "notes": dict(self.notes), "checks": dict(self.checks),
+                "answers": dict(self.answers)}
 
 
 @dataclass

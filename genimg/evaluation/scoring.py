@@ -21,7 +21,7 @@ from genimg.evaluation.results import EvalRow
 from genimg.evaluation.statistics import CONFIDENCE, mark_pareto, summarize, t_interval
 from genimg.metrics.registry import METRICS, TEXT_IMAGE
 
-FAITHFULNESS, CLIP, FD, KID, DIVERSITY = "faithfulness", "clip", "fd", "kid", "diversity"
+FAITHFULNESS, CLIP, FD, KID, DIVERSITY, VQA = "faithfulness", "clip", "fd", "kid", "diversity", "vqa"
 
 
 def image_metrics(image: Any, prompt: str, keys: list[str]) -> tuple[dict[str, float | None], dict[str, str],
@@ -67,7 +67,7 @@ def score_rows(rows: list[EvalRow], keys: list[str], cache_dir: Path | None) -> 
 
     Batched metrics (CLIP) run over every row that needs them at once.
     """
-    per_image = [k for k in keys if k in IMAGE_METRICS and k != CLIP]
+    per_image = [k for k in keys if k in IMAGE_METRICS and k not in (CLIP, VQA)]
     clip_todo = []
     for row in rows:
         if row.image is None:
@@ -79,6 +79,15 @@ def score_rows(rows: list[EvalRow], keys: list[str], cache_dir: Path | None) -> 
             row.notes.update(notes)
             if checks:
                 row.checks = checks
+            if cache_dir is not None:
+                cache.update_metrics(cache_dir, row.key, row.metrics, row.notes, row.checks)
+        if VQA in keys and (VQA not in row.metrics or (row.metrics[VQA] is not None and not row.answers)):
+            # Run here, not in image_metrics, to keep the per-type tallies; cached rows recompute them
+            # (the answerer is classical vision, and deterministic).
+            score = METRICS[VQA].run(row.image, row.prompt)
+            row.metrics[VQA], row.answers = score.value, dict(score.details.get("types", {}))
+            if score.note:
+                row.notes[VQA] = score.note
             if cache_dir is not None:
                 cache.update_metrics(cache_dir, row.key, row.metrics, row.notes, row.checks)
         if CLIP in keys and CLIP not in row.metrics:
@@ -173,6 +182,12 @@ def summarize_model(rows: list[EvalRow], keys: list[str], grammar_ok: dict[str, 
     for k, stats in entry["metrics"].items():
         if stats["n"] == 0:
             stats["note"] = next((r.notes[k] for r in done if k in r.notes), "no values")
+    if VQA in entry["metrics"]:  # accuracy per question type, pooled over every answered question
+        stats = entry["metrics"][VQA]
+        stats["types"] = vqa_types([r.answers for r in done])
+        for bound in ("ci_low", "ci_high"):  # an accuracy: the t-interval is clipped to [0, 1]
+            if stats.get(bound) is not None:
+                stats[bound] = min(1.0, max(0.0, stats[bound]))
     latencies = [r.latency_s for r in done if r.latency_s is not None]
     lat_mean, lat_low, lat_high = t_interval(latencies)
     entry["latency"] = {"median_s": float(np.median(latencies)) if latencies else None,
@@ -193,6 +208,20 @@ def summarize_model(rows: list[EvalRow], keys: list[str], grammar_ok: dict[str, 
     if error:
         entry["error"] = error
     return entry, diversity_rows
+
+
+def vqa_types(tallies: list[dict[str, list[int]]]) -> dict[str, dict[str, Any]]:
+    """Accuracy per question type over many images' ``{type: [correct, answered]}`` tallies:
+    ``{type: {"accuracy", "correct", "n"}}`` in the order of genimg.vqa.questions.QUESTION_TYPES."""
+    from genimg.vqa.questions import QUESTION_TYPES
+
+    out: dict[str, dict[str, Any]] = {}
+    for kind in QUESTION_TYPES:
+        correct = sum(t[kind][0] for t in tallies if kind in t)
+        n = sum(t[kind][1] for t in tallies if kind in t)
+        if n:
+            out[kind] = {"accuracy": correct / n, "correct": correct, "n": n}
+    return out
 
 
 def pareto(summary: dict[str, dict[str, Any]], keys: list[str]) -> None:

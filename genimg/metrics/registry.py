@@ -34,7 +34,7 @@ FULL_REFERENCE, NO_REFERENCE, TEXT_IMAGE, SET = "full-reference", "no-reference"
 ALIASES = {"ms-ssim": "ms_ssim", "msssim": "ms_ssim", "colorfulness": "colourfulness", "effnet": "effnet_distance",
            "feature_distance": "effnet_distance", "effnet-distance": "effnet_distance", "laplacian": "sharpness",
            "faithful": "faithfulness", "grammar": "faithfulness", "clipscore": "clip", "clip_score": "clip",
-           "fid": "fd", "fd-effnet": "fd", "fd_effnet": "fd", "kid-effnet": "kid", "kid_effnet": "kid"}
+           "fid": "fd", "fd-effnet": "fd", "tifa": "vqa", "qa": "vqa", "vqa_accuracy": "vqa", "fd_effnet": "fd", "kid-effnet": "kid", "kid_effnet": "kid"}
 
 
 @dataclass
@@ -162,6 +162,43 @@ class Faithfulness(Metric):
         except GenimgError as exc:
             return Score(None, str(exc))
         return Score(1.0 if checks["all"] else 0.0, details=checks)
+
+    def run_batch(self, images: Sequence[Any], prompts: Sequence[str]) -> list[Score]:
+        return [self.run(image, prompt) for image, prompt in zip(images, prompts)]
+
+
+@METRICS.register
+class QuestionFaithfulness(Metric):
+    """Question-based faithfulness (TIFA / DSG style): questions generated from the prompt, answered from the
+    pixels by genimg's offline scene answerer, scored per question type (see :mod:`genimg.vqa.generation`)."""
+
+    id, label, task, better = "vqa", "VQA accuracy (scene QA)", TEXT_IMAGE, "higher"
+    meaning = ("share of questions generated from the prompt (colour, shape, count, position, background, relation) "
+               "that genimg-scene-qa answers as the prompt says; per question type beside it")
+    _answerer: Any = None
+
+    def run(self, image: Any, prompt: str) -> Score:
+        """The image's accuracy over its answered questions; ``details["types"]``: {type: [correct, answered]},
+        ``details["questions"]``: each question, expected and given answer. None (with a note) when no
+        question could be generated or answered."""
+        from genimg.vqa.generation import questions_for_prompt, score_answers
+        from genimg.vqa.scene_qa import SceneAnswerer
+
+        if QuestionFaithfulness._answerer is None:
+            QuestionFaithfulness._answerer = SceneAnswerer()
+        questions = questions_for_prompt(prompt)
+        if not questions:
+            return Score(None, "no question could be generated from this prompt (it names no colour, count, "
+                               "position or background)")
+        try:
+            result = score_answers(lambda q: self._answerer.answer(image, q), questions)
+        except GenimgError as exc:
+            return Score(None, str(exc))
+        details = {"types": result.types, "questions": result.rows}
+        if result.accuracy is None:
+            reason = result.rows[0]["answer"].split(". ")[0] if result.rows else "no answers"
+            return Score(None, f"the answerer could answer none of the {len(questions)} questions ({reason})", details)
+        return Score(result.accuracy, details=details)
 
     def run_batch(self, images: Sequence[Any], prompts: Sequence[str]) -> list[Score]:
         return [self.run(image, prompt) for image, prompt in zip(images, prompts)]

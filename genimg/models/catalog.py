@@ -16,7 +16,8 @@ from typing import Any
 from genimg.config import ASSETS_DIR, settings
 from genimg.errors import GenimgError
 
-BACKENDS = ("diffusers", "embedded", "onnx", "ncnn", "classical")
+BACKENDS = ("diffusers", "embedded", "onnx", "ncnn", "classical", "scene-qa", "transformers")
+HUB_BACKENDS = ("diffusers", "transformers")  # the backends whose source may be a hub id
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}/[\w.\-]{1,96}$")
 
 
@@ -47,13 +48,13 @@ class ModelSpec:
         """The folder the weights live in, or None for a hub id.
 
         A relative source is a folder inside ``assets/`` when it exists there or when the
-        backend never reads the hub (only diffusers does); otherwise ``owner/name`` is a hub id.
+        backend never reads the hub (only diffusers and transformers do); otherwise ``owner/name`` is a hub id.
         """
         path = Path(self.source).expanduser()
         if path.is_absolute():
             return path
         in_assets = ASSETS_DIR / path
-        if in_assets.exists() or self.backend != "diffusers" or not _HUB_ID.match(self.source):
+        if in_assets.exists() or self.backend not in HUB_BACKENDS or not _HUB_ID.match(self.source):
             return in_assets
         return None
 

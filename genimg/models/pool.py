@@ -33,7 +33,7 @@ from genimg.models import backends
 from genimg.models.device import is_out_of_memory, module_nbytes
 # Importing a backend module registers it (models/backends.py); these are every backend genimg has.
 from genimg.models import (classical_backend, diffusers_backend, embedded_backend, ncnn_backend,  # noqa: F401
-                           onnx_backend)
+                           onnx_backend, sceneqa_backend, vlm_backend)
 from genimg.models.catalog import ModelSpec, adhoc_spec, load_catalog
 from genimg.models.hashing import model_hash
 from genimg.models.device import Placement, default_placement

@@ -1,4 +1,4 @@
-"""Tiny random-weight diffusers pipelines built from configs, for plumbing tests and benchmarks.
+"""Tiny random-weight diffusers pipelines (and a tiny VLM) built from configs, for plumbing tests and benchmarks.
 
 They exercise the real loading code (``save_pretrained`` → ``AutoPipelineForText2Image
 .from_pretrained``) offline. Never a product default: their images are noise.
@@ -66,4 +66,55 @@ def build_tiny_sd_pipeline(folder: str | Path, seed: int = 0, sample_size: int =
     import shutil
 
     shutil.rmtree(tok_dir)
+    return folder
+
+
+# Words the tiny VLM's word-level tokenizer knows; anything else is <unk> (plumbing only).
+_VLM_WORDS = ("what colour color is the circle square triangle star red green blue yellow purple orange white black "
+              "background how many are there where left right top bottom yes no USER : ASSISTANT ?").split()
+_VLM_TEMPLATE = ("{% for m in messages %}USER: {% for c in m['content'] %}{% if c['type'] == 'image' %}<image> "
+                 "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}{% if add_generation_prompt %} ASSISTANT:"
+                 "{% endif %}")
+
+
+def build_tiny_vlm(folder: str | Path, seed: int = 0) -> Path:
+    """Build a tiny random LLaVA (CLIP vision tower + Llama text model, 16-wide) with its processor (a word-level
+    tokenizer built with the ``tokenizers`` library, a chat template) and save it to ``folder``; return the folder.
+
+    Loads through the real answerer code (``AutoProcessor`` / ``AutoModelForImageTextToText``); its answers are
+    random words.
+    """
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
+                              LlavaProcessor, PreTrainedTokenizerFast)
+
+    try:
+        from transformers import CLIPImageProcessorPil as ImageProcessor  # no torchvision needed
+    except ImportError:  # older transformers: the PIL processor was the only one
+        from transformers import CLIPImageProcessor as ImageProcessor
+
+    folder = Path(folder)
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "<image>": 3, "<pad>": 4}
+    vocab.update({w: len(vocab) + i for i, w in enumerate(dict.fromkeys(_VLM_WORDS))})
+    words = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                                        pad_token="<pad>")
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    side, patch = 30, 6
+    processor = LlavaProcessor(image_processor=ImageProcessor(size={"shortest_edge": side},
+                                                              crop_size={"height": side, "width": side}),
+                               tokenizer=tokenizer, patch_size=patch, vision_feature_select_strategy="default",
+                               chat_template=_VLM_TEMPLATE, image_token="<image>", num_additional_image_tokens=1)
+    torch.manual_seed(seed)
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                       image_size=side, patch_size=patch),
+        text_config=LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
+                                bos_token_id=1, eos_token_id=2, pad_token_id=4),
+        image_token_index=3, vision_feature_layer=-1, vision_feature_select_strategy="default")
+    LlavaForConditionalGeneration(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
     return folder

@@ -17,8 +17,8 @@ from genimg.imageio import guard_decoders
 from genimg.models.catalog import default_model
 from genimg.models.device import configure_cpu_threads
 from genimg.models.pool import ModelPool, get_pool
-from genimg.ui import (arena_tab, compare_tab, evaluate_tab, generate_tab, grid_tab, info_tab, metrics_tab, preview,
-                       restore_tab, style_tab)
+from genimg.ui import (arena_tab, ask_tab, compare_tab, evaluate_tab, generate_tab, grid_tab, info_tab, metrics_tab,
+                       preview, restore_tab, style_tab)
 
 log = logging.getLogger("genimg.ui")
 
@@ -97,6 +97,8 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
                 metrics_tab.build(pool, env)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate_tab.build(pool, env)
+            with gr.Tab("Ask", id="ask"):
+                ask_tab.build(pool, env)
             with gr.Tab("PNG Info", id="info"):
                 info_tab.build(pool, env, generate=generate, tabs=tabs)
     demo.queue(max_size=env.queue_size, default_concurrency_limit=env.concurrency)

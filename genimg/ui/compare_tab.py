@@ -9,6 +9,7 @@ import gradio as gr
 from genimg.tasks.compare import compare
 from genimg.params import scheduler_names
 from genimg.tasks.generate import GenerateRequest
+from genimg.ui.ask_tab import ask_box
 from genimg.ui.common import (RESULTS_TABLE_HEIGHT, cells_progress, example_prompts, model_choices, prompt_note,
                               user_errors)
 from genimg.ui.generate_tab import gallery_items, replica_text
@@ -100,6 +101,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     table = gr.Dataframe(max_height=RESULTS_TABLE_HEIGHT, headers=TABLE_COLUMNS, label="Timings (warm, device-synchronised)", interactive=False,
                          elem_id="compare-table")
     gr.Markdown(MEMORY_NOTE, elem_classes=["footnote"])
+    ask_box(pool, gallery, "compare")
     with gr.Accordion("All numbers (JSON)", open=False):
         record = gr.JSON(show_label=False)
     add_share_button(gallery, prompt, record)  # a permalink (?preview=<id>) to this result, read-only

@@ -11,6 +11,7 @@ from genimg.outputs import attach_metadata
 from genimg.tasks.batching import Coalescer
 from genimg.params import scheduler_names
 from genimg.tasks.generate import GenerateRequest
+from genimg.ui.ask_tab import ask_box
 from genimg.ui.common import (example_prompts, model_choices, model_note, prompt_note, step_progress,
                               user_errors)
 
@@ -100,6 +101,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     gallery = gr.Gallery(label="Images", show_label=False, columns=4, height="auto", format="png",
                          elem_id="generate-gallery", object_fit="contain", elem_classes=["results-grid"])
     timing = gr.Markdown(elem_id="generate-timing")
+    ask_box(pool, gallery, "generate")
     with gr.Accordion("Parameters and timings (JSON)", open=False):
         record = gr.JSON(show_label=False)
 

@@ -12,12 +12,12 @@ import argparse
 import json
 import sys
 
-from genimg.cli import bench, evaluate, generate, metrics, models, restore, serve, style, train
+from genimg.cli import bench, evaluate, generate, metrics, models, restore, runs, serve, style, train
 from genimg.cli.common import Parser
 from genimg.errors import GenimgError
 
 # In the order --help lists them.
-COMMANDS = (models, generate, style, restore, metrics, train, evaluate, bench, serve)
+COMMANDS = (models, generate, style, restore, metrics, train, runs, evaluate, bench, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from genimg.imageio import guard_decoders
 from genimg.models.catalog import default_model
 from genimg.models.device import configure_cpu_threads
 from genimg.models.pool import ModelPool, get_pool
-from genimg.ui import compare_tab, evaluate_tab, generate_tab, metrics_tab, restore_tab, style_tab
+from genimg.ui import compare_tab, evaluate_tab, generate_tab, metrics_tab, restore_tab, style_tab, training_tab
 
 log = logging.getLogger("genimg.ui")
 
@@ -76,6 +76,10 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
             metrics_tab.build(pool, env)
         with gr.Tab("Evaluate", id="evaluate"):
             evaluate_tab.build(pool, env)
+        with gr.Tab("Training", id="training"):
+            training = training_tab.build(pool, env)
+        show, inputs, outputs = training["load"]
+        demo.load(show, inputs, outputs, api_name=False)  # the curves of the newest run on first view
     demo.queue(max_size=env.queue_size, default_concurrency_limit=env.concurrency)
     return demo
 

@@ -182,3 +182,17 @@ def test_the_alarm_fires_on_the_shipped_gan_and_not_on_the_shipped_vae():
         vae = collapse_check(lease.model, COLLAPSE_THRESHOLD, steps=1, guidance=0.0)
     assert gan["diversity"] < COLLAPSE_THRESHOLD and gan["alerts"], gan   # the shipped GAN is collapsed
     assert vae["diversity"] > COLLAPSE_THRESHOLD and not vae["alerts"], vae
+
+
+def test_train_json_prints_one_json_object_with_every_tracker_on(tmp_path):
+    import os
+
+    env = {**os.environ, "GENIMG_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+    env.pop("TRACKIO_DIR", None)
+    done = subprocess.run([sys.executable, "-m", "genimg", "train", "--json", "gan", "--out", str(tmp_path / "run"),
+                           "--config", "tiny", "--steps", "3", "--n-data", "8", "--batch-size", "4", "--data-dir",
+                           str(tmp_path / "gdata"), "--no-export", "--eval-minutes", "0"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["summary"]["steps"] == 3   # trackio's banners went to stderr
+    assert (tmp_path / "data" / "trackio" / "genimg.db").exists()  # trackio under the data folder by default

@@ -18,9 +18,11 @@ also recorded in the index of training runs (:mod:`genimg.training.runs`), whate
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -139,8 +141,10 @@ class TrackioTracker(Tracker):
         import trackio
 
         self.trackio = trackio
-        self.run = trackio.init(project=TRACKIO_PROJECT, name=run_name, config=json.loads(json.dumps(config, default=str)),
-                                resume="allow", embed=False, auto_log_cpu=False, auto_log_gpu=False)
+        with contextlib.redirect_stdout(sys.stderr):  # trackio prints its banner on stdout (train --json owns it)
+            self.run = trackio.init(project=TRACKIO_PROJECT, name=run_name,
+                                    config=json.loads(json.dumps(config, default=str)), resume="allow", embed=False,
+                                    auto_log_cpu=False, auto_log_gpu=False)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         self.run.log(values, step=step)
@@ -152,7 +156,11 @@ class TrackioTracker(Tracker):
         self.run.alert(title, text, level=self.trackio.AlertLevel.WARN)
 
     def close(self) -> None:
-        self.run.finish()
+        with contextlib.redirect_stdout(sys.stderr):
+            self.run.finish()
+        # Finished here: without this, trackio's atexit hook finishes it again and prints on stdout after
+        # train --json's one JSON object.
+        self.trackio.context_vars.current_run.set(None)
 
 
 def data_dir() -> Path:

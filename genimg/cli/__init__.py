@@ -12,12 +12,13 @@ import argparse
 import json
 import sys
 
-from genimg.cli import arena, ask, bench, evaluate, generate, grid, info, metrics, models, restore, serve, style, train
+from genimg.cli import (arena, ask, bench, evaluate, generate, grid, info, metrics, models, restore, runs, serve, style,
+                        train)
 from genimg.cli.common import Parser
 from genimg.errors import GenimgError
 
 # In the order --help lists them.
-COMMANDS = (models, generate, grid, style, restore, metrics, ask, train, evaluate, arena, bench, serve, info)
+COMMANDS = (models, generate, grid, style, restore, metrics, ask, train, runs, evaluate, arena, bench, serve, info)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,7 +37,7 @@ from genimg.training.checkpoints import (eval_record, load_optimizer_tensors, lo
                                          read_state, resolve_checkpoint, write_json)
 from genimg.training.data import encode_captions, prepare_data, to_unit
 from genimg.training.ema import EMA
-from genimg.training.evaluation import evaluate_pipeline
+from genimg.training.evaluation import evaluate_pipeline, sample_grid
 from genimg.training.loop import Cadence, RunResult, Trainer, fit
 from genimg.training.registry import register_trainer
 
@@ -179,13 +179,25 @@ class DiffusionTrainer(Trainer):
         return {"n_params": self.n_params, "config": self.cfg_name, "seed": self.seed, "batch_size": self.batch_size,
                 "lr": self.lr, "n_data": self.n_data, "size": self.size}
 
+    best_metric = ("single_colour_bg_shape", "max")
+
+    def _eval_pipeline(self):
+        from genimg.embedded.diffusion import build_pipeline
+
+        return build_pipeline(self.cfg, text_encoder=self.te, tokenizer=self.tok, unet=self.ema.model, vae=self.vae,
+                              seed=None)
+
+    def samples(self):
+        """A grid of the EMA weights' images (fixed prompts across, seeds down) for the trackers."""
+        grid = sample_grid(self._eval_pipeline(), steps=self.eval_steps, guidance=self.guidance)
+        self.unet.train()
+        return grid
+
     def evaluate(self) -> dict[str, Any]:
         """Faithfulness of the EMA weights, sampled with DPM-Solver++ at the run's guidance."""
-        from genimg.embedded.diffusion import build_pipeline
         from genimg.scenes.grammar import eval_prompt_set
 
-        pipe = build_pipeline(self.cfg, text_encoder=self.te, tokenizer=self.tok, unet=self.ema.model, vae=self.vae,
-                              seed=None)
+        pipe = self._eval_pipeline()
         scenes = eval_prompt_set()[:self.eval_limit] if self.eval_limit else None
         metrics = evaluate_pipeline(pipe, seeds=self.eval_seeds, steps=self.eval_steps, guidance=self.guidance,
                                     scenes=scenes)

@@ -38,7 +38,7 @@ from genimg.training.checkpoints import (latest_checkpoint, load_optimizer_tenso
 from genimg.training.data import encode_captions, prepare_data
 from genimg.training.diffusion import export
 from genimg.training.ema import EMA
-from genimg.training.evaluation import evaluate_pipeline
+from genimg.training.evaluation import evaluate_pipeline, sample_grid
 from genimg.training.loop import Cadence, RunResult, Trainer, fit
 from genimg.training.registry import register_trainer
 
@@ -296,13 +296,25 @@ class FewstepTrainer(Trainer):
         return {"n_params": self.n_params, "teacher_checkpoint": str(self.teacher_ck),
                 "teacher_steps": self.teacher_steps, "seed": self.seed}
 
+    best_metric = ("single_colour_bg_shape", "max")
+
+    def _eval_pipeline(self):
+        from genimg.embedded.diffusion import build_pipeline
+
+        return build_pipeline(self.cfg, text_encoder=self.te, tokenizer=self.tok, unet=self.target.model, vae=self.vae,
+                              scheduler=lcm_scheduler(self.cfg["scheduler"]), seed=None)
+
+    def samples(self):
+        """A grid of the target network's images (fixed prompts across, seeds down) for the trackers."""
+        grid = sample_grid(self._eval_pipeline(), steps=self.eval_steps, guidance=0.0)
+        self.student.train()
+        return grid
+
     def evaluate(self) -> dict[str, Any]:
         """Faithfulness of the target network sampled in ``eval_steps`` LCM steps without guidance."""
-        from genimg.embedded.diffusion import build_pipeline
         from genimg.scenes.grammar import eval_prompt_set
 
-        pipe = build_pipeline(self.cfg, text_encoder=self.te, tokenizer=self.tok, unet=self.target.model, vae=self.vae,
-                              scheduler=lcm_scheduler(self.cfg["scheduler"]), seed=None)
+        pipe = self._eval_pipeline()
         scenes = eval_prompt_set()[:self.eval_limit] if self.eval_limit else None
         metrics = evaluate_pipeline(pipe, seeds=self.eval_seeds, steps=self.eval_steps, guidance=0.0, scenes=scenes)
         self.student.train()

@@ -86,8 +86,11 @@ class GanTrainer(OneStepTrainer):
         loss_g.backward()
         self.opt_g.step()
         self.ema.update(G, step)
+        # d_margin = D(real) - D(fake): the generator/discriminator balance; it grows without bound when D
+        # wins outright (G's gradients vanish), one of the roads to collapse.
         return {"d": loss_d.item(), "g": loss_g.item(), "d_real": d_real.mean().item(),
-                "d_fake": d_fake.mean().item(), "d_mismatch": d_mis.mean().item()}
+                "d_fake": d_fake.mean().item(), "d_mismatch": d_mis.mean().item(),
+                "d_margin": (d_real.mean() - d_fake.mean()).item()}
 
     def checkpoint_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
         """G, D, the EMA of G and both optimizers' moments."""

@@ -9,8 +9,12 @@ networks, one optimisation step, what a checkpoint holds, how to evaluate, how t
 * the cadence (:class:`Cadence`): a checkpoint every few minutes, an evaluation every N
   steps and/or minutes (each evaluation also checkpoints, and appends a JSON line to
   ``eval.jsonl``), optionally a baseline evaluation before the first step;
-* logging: losses every ``log_every`` steps, each evaluation, the resume and the end;
-* the final checkpoint, then the export hook (``export_to``).
+* logging: losses every ``log_every`` steps, each evaluation, the resume and the end -- to the
+  log and, through :mod:`genimg.training.tracking`, to TensorBoard, trackio and the run folder's
+  own files (scalars, evaluations, sample grids from :meth:`Trainer.samples`, alarms a trainer's
+  evaluation raises); the run is recorded in the index of runs (:mod:`genimg.training.runs`);
+* the best checkpoint by evaluation (:attr:`Trainer.best_metric`) kept in ``<run>/best``;
+* the final checkpoint, then the export hook (``export_to``; ``export_best`` exports the best).
 
 It returns a :class:`RunResult`, whose :meth:`~RunResult.summary` is what every trainer's
 ``main(argv)`` returns (``python -m genimg train <model> --json`` prints it).
@@ -18,7 +22,10 @@ It returns a :class:`RunResult`, whose :meth:`~RunResult.summary` is what every 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +36,9 @@ import torch
 
 from genimg.training.checkpoints import (append_eval, latest_checkpoint, read_state, remove_checkpoints,
                                          save_checkpoint)
+from genimg.training.runs import record_run
 from genimg.training.threads import ThreadTuner
+from genimg.training.tracking import RunLog, flatten_numbers, open_run
 
 Log = Callable[[str], Any]
 
@@ -44,7 +53,7 @@ class Cadence:
     set also evaluates at the last step. ``ckpt_seconds``: checkpoint when this much time
     passed since the last checkpoint (None: only at evaluations and the end).
     ``budget_seconds``: stop after this much time in the loop even before ``steps``.
-    ``keep``: how many checkpoints stay on disk.
+    ``keep``: how many checkpoints stay on disk. ``track_every``: how often the trackers get the losses.
     """
 
     steps: int
@@ -52,6 +61,7 @@ class Cadence:
     eval_seconds: float | None = None
     ckpt_seconds: float | None = 300.0
     log_every: int = 50
+    track_every: int = 10   # losses and speed to the trackers every this many steps (and at the last)
     budget_seconds: float | None = None
     keep: int = 2
 
@@ -74,6 +84,8 @@ class Trainer:
     name: str = ""
     checkpointed: bool = True
     evaluate_at_start: bool = False
+    # The evaluation figure that picks the best checkpoint, and whether higher ("max") or lower is better.
+    best_metric: tuple[str, str] | None = None
 
     def __init__(self, cadence: Cadence, *, threads: int | str | None = None, log: Log = print):
         self.cadence = cadence
@@ -113,6 +125,14 @@ class Trainer:
         """Write the shipped model of a finished run to ``assets``; returns entries for the summary."""
         raise NotImplementedError
 
+    def samples(self) -> Any:
+        """A sample grid (PIL image) of the current weights for the trackers, or None (the default)."""
+        return None
+
+    def scalars(self) -> dict[str, float]:
+        """Extra numbers to track beside the losses (learning rate, ...); none by default."""
+        return {}
+
 
 @dataclass
 class RunResult:
@@ -130,6 +150,7 @@ class RunResult:
     loop_seconds: float
     history: dict[str, list[float]]
     exported: dict[str, Any] = field(default_factory=dict)
+    best: Path | None = None   # the best checkpoint by evaluation (a copy in <run>/best), if any
 
     def mean(self, name: str, last: int = 100) -> float | None:
         """The mean of loss ``name`` over the last ``last`` steps of this session, or None before any step."""
@@ -144,6 +165,8 @@ class RunResult:
         """The JSON-able summary a trainer's ``main`` returns: checkpoint, steps, train seconds + export's entries."""
         out: dict[str, Any] = {"checkpoint": str(self.checkpoint)} if self.checkpoint is not None else {}
         out.update(steps=self.steps, train_seconds=round(self.train_seconds, 1))
+        if self.best is not None:
+            out["best_checkpoint"] = str(self.best)
         return {**out, **self.exported}
 
 
@@ -161,13 +184,33 @@ def describe_eval(rec: dict[str, Any]) -> str:
             f"checks {json.dumps(checks)} ({rec['eval_seconds']:.0f}s)")
 
 
-def fit(trainer: Trainer, out_dir: Path | str, *, resume: bool = True, export_to: Path | str | None = None) -> RunResult:
+def run_name(model: str, out_dir: Path) -> str:
+    """A run's name in the trackers: the model, the folder and a hash of its full path (unique per folder)."""
+    digest = hashlib.sha1(str(out_dir.resolve()).encode()).hexdigest()[:6]
+    return f"{model}-{out_dir.resolve().name}-{digest}"
+
+
+def keep_best(out_dir: Path, checkpoint: Path, step: int, metric: str, value: float) -> Path:
+    """Copy ``checkpoint`` to ``<run>/best`` (replacing the previous best) with a ``best.json``; returns it."""
+    best, tmp = out_dir / "best", out_dir / "best.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(checkpoint, tmp)
+    (tmp / "best.json").write_text(json.dumps({"step": step, "metric": metric, "value": value,
+                                               "copied_from": checkpoint.name}))
+    shutil.rmtree(best, ignore_errors=True)
+    tmp.rename(best)
+    return best
+
+
+def fit(trainer: Trainer, out_dir: Path | str, *, resume: bool = True, export_to: Path | str | None = None,
+        export_best: bool = False) -> RunResult:
     """Run ``trainer`` in the run folder ``out_dir`` up to ``trainer.cadence.steps``; returns the :class:`RunResult`.
 
     ``resume``: continue from the latest checkpoint (else checkpoints there are removed once
     the trainer is set up). ``export_to``: after the final checkpoint, call the trainer's
-    export hook with this folder. Raises GenimgError from the trainer (missing data or
-    teacher, bad options).
+    export hook with this folder (``export_best``: with the best checkpoint by evaluation
+    instead of the last, when there is one). Raises GenimgError from the trainer (missing
+    data or teacher, bad options).
     """
     cadence, log = trainer.cadence, trainer.log
     tuner = ThreadTuner(trainer.threads, log=log) if trainer.threads is not None else None
@@ -188,16 +231,27 @@ def fit(trainer: Trainer, out_dir: Path | str, *, resume: bool = True, export_to
         log(f"resumed from {resume_from} at step {step}")
     history: dict[str, list[float]] = {}
     result = RunResult(None, step, train_seconds, 0.0, history)
+    config_file = out_dir / "train_config.json"
+    config = json.loads(config_file.read_text()) if config_file.exists() else {}
+    name = run_name(trainer.name or "run", out_dir)
+    track: RunLog = open_run(out_dir, name, config, say=log)
+    record_run(out_dir, model=trainer.name, name=name, status="running", pid=os.getpid(), steps_planned=cadence.steps)
+    best_file = out_dir / "best" / "best.json"
+    best_value = json.loads(best_file.read_text())["value"] if resume and best_file.exists() else None
+    if best_value is not None:
+        result.best = out_dir / "best"
 
     def checkpoint() -> Path:
         return save_checkpoint(out_dir, step, trainer.checkpoint_tensors(),
                                {"train_seconds": train_seconds, **trainer.state()}, keep=cadence.keep)
 
-    def evaluate() -> None:
+    def evaluate(checkpoint_path: Path | None = None) -> None:
+        nonlocal best_value
         if tuner is not None:
             tuner.probe()  # evaluation is another workload than a training step
         t0 = time.perf_counter()
         metrics = trainer.evaluate()
+        alerts = metrics.pop("alerts", [])
         result.steps = step
         losses = result.means()
         rec = {"step": step, "train_seconds": round(train_seconds, 1), "wall": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -206,51 +260,90 @@ def fit(trainer: Trainer, out_dir: Path | str, *, resume: bool = True, export_to
                "eval_seconds": round(time.perf_counter() - t0, 1), **metrics}
         append_eval(out_dir, rec)
         log(describe_eval(rec))
+        track.scalars(step, flatten_numbers({k: v for k, v in metrics.items()}, "eval/"))
+        track.image(step, "samples", trainer.samples())
+        for alert in alerts:
+            track.alert(step, alert["title"], alert["text"])
+        record_run(out_dir, step=step, status="running")
+        if trainer.best_metric is not None and checkpoint_path is not None:
+            key, mode = trainer.best_metric
+            value = metrics.get(key)
+            better = value is not None and (best_value is None or (value > best_value if mode == "max"
+                                                                   else value < best_value))
+            if better:
+                best_value = value
+                result.best = keep_best(out_dir, checkpoint_path, step, key, value)
+                log(f"best checkpoint so far: step {step}, {key} {value:.4g} (kept in {result.best})")
 
-    if (trainer.evaluate_at_start and step == 0 and cadence.evaluates
-            and not (out_dir / "eval.jsonl").exists()):
-        evaluate()
-    started = last_ckpt = last_eval = t_log = time.perf_counter()
-    last_eval_step = s_log = step
-    while step < cadence.steps and (cadence.budget_seconds is None
-                                    or time.perf_counter() - started < cadence.budget_seconds):
-        t_step = time.perf_counter()
-        losses = trainer.step(step)
-        step += 1
-        dt = time.perf_counter() - t_step
-        train_seconds += dt
-        for k, v in losses.items():
-            history.setdefault(k, []).append(float(v))
-        if tuner is not None:
-            tuner.after_step(step, dt)
-        if step % cadence.log_every == 0:
+    def _loop() -> None:
+        nonlocal step, train_seconds
+        if (trainer.evaluate_at_start and step == 0 and cadence.evaluates
+                and not (out_dir / "eval.jsonl").exists()):
+            evaluate()
+        started = last_ckpt = last_eval = t_log = t_track = time.perf_counter()
+        last_eval_step = s_log = s_track = step
+        while step < cadence.steps and (cadence.budget_seconds is None
+                                        or time.perf_counter() - started < cadence.budget_seconds):
+            t_step = time.perf_counter()
+            losses = trainer.step(step)
+            step += 1
+            dt = time.perf_counter() - t_step
+            train_seconds += dt
+            for k, v in losses.items():
+                history.setdefault(k, []).append(float(v))
+            if tuner is not None:
+                tuner.after_step(step, dt)
+            if step % cadence.log_every == 0:
+                now = time.perf_counter()
+                shown = " ".join(f"{k} {v:.5g}" for k, v in result.means(cadence.log_every).items())
+                log(f"step {step} {shown} ({(now - t_log) / max(1, step - s_log):.2f}s/step, "
+                    f"{torch.get_num_threads()} threads, {train_seconds / 60:.1f} train-min)")
+                t_log, s_log = now, step
+            if step % cadence.track_every == 0 or step >= cadence.steps:
+                now = time.perf_counter()
+                seconds_per_step = (now - t_track) / max(1, step - s_track)
+                batch = getattr(trainer, "batch_size", None)
+                track.scalars(step, {**{f"loss/{k}": v for k, v in result.means(step - s_track).items()},
+                                     "time/step_seconds": seconds_per_step,
+                                     **({"time/images_per_s": batch / seconds_per_step} if batch else {}),
+                                     **trainer.scalars()})
+                t_track, s_track = now, step
             now = time.perf_counter()
-            shown = " ".join(f"{k} {v:.5g}" for k, v in result.means(cadence.log_every).items())
-            log(f"step {step} {shown} ({(now - t_log) / max(1, step - s_log):.2f}s/step, "
-                f"{torch.get_num_threads()} threads, {train_seconds / 60:.1f} train-min)")
-            t_log, s_log = now, step
-        now = time.perf_counter()
-        due_eval = cadence.evaluates and (
-            step >= cadence.steps
-            or (cadence.eval_every > 0 and step - last_eval_step >= cadence.eval_every)
-            or (cadence.eval_seconds is not None and now - last_eval >= cadence.eval_seconds))
-        if due_eval:
-            if trainer.checkpointed:
+            due_eval = cadence.evaluates and (
+                step >= cadence.steps
+                or (cadence.eval_every > 0 and step - last_eval_step >= cadence.eval_every)
+                or (cadence.eval_seconds is not None and now - last_eval >= cadence.eval_seconds))
+            if due_eval:
+                saved = None
+                if trainer.checkpointed:
+                    saved = checkpoint()
+                    last_ckpt = time.perf_counter()
+                evaluate(saved)
+                last_eval, last_eval_step = time.perf_counter(), step
+            elif (trainer.checkpointed and cadence.ckpt_seconds is not None
+                  and now - last_ckpt >= cadence.ckpt_seconds):
                 checkpoint()
                 last_ckpt = time.perf_counter()
-            evaluate()
-            last_eval, last_eval_step = time.perf_counter(), step
-        elif (trainer.checkpointed and cadence.ckpt_seconds is not None
-              and now - last_ckpt >= cadence.ckpt_seconds):
-            checkpoint()
-            last_ckpt = time.perf_counter()
-    result.loop_seconds = time.perf_counter() - started
-    result.steps, result.train_seconds = step, train_seconds
-    if trainer.checkpointed:
-        latest = latest_checkpoint(out_dir)
-        # The last evaluation may have checkpointed this very step already.
-        result.checkpoint = latest if latest is not None and int(read_state(latest)["step"]) == step else checkpoint()
-    log(f"done: {step} steps, {train_seconds / 60:.1f} train-min, wall {(time.perf_counter() - wall0) / 60:.1f} min")
+        result.loop_seconds = time.perf_counter() - started
+        result.steps, result.train_seconds = step, train_seconds
+        if trainer.checkpointed:
+            latest = latest_checkpoint(out_dir)
+            # The last evaluation may have checkpointed this very step already.
+            result.checkpoint = latest if latest is not None and int(read_state(latest)["step"]) == step else checkpoint()
+        log(f"done: {step} steps, {train_seconds / 60:.1f} train-min, wall {(time.perf_counter() - wall0) / 60:.1f} min")
+
+    try:
+        _loop()
+    except BaseException:
+        record_run(out_dir, status="stopped", step=result.steps)
+        track.close()
+        raise
+    track.close()
+    record_run(out_dir, status="finished", step=result.steps,
+               best=str(result.best) if result.best is not None else None)
     if export_to is not None:
+        if export_best and result.best is not None:
+            log(f"exporting the best checkpoint ({result.best}) instead of the last")
+            result.checkpoint = result.best
         result.exported = trainer.export(result, Path(export_to))
     return result

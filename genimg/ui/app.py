@@ -18,7 +18,7 @@ from genimg.models.catalog import default_model
 from genimg.models.device import configure_cpu_threads
 from genimg.models.pool import ModelPool, get_pool
 from genimg.ui import (arena_tab, ask_tab, compare_tab, evaluate_tab, generate_tab, grid_tab, info_tab, metrics_tab,
-                       preview, restore_tab, style_tab)
+                       preview, restore_tab, style_tab, training_tab)
 
 log = logging.getLogger("genimg.ui")
 
@@ -101,6 +101,10 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
                 ask_tab.build(pool, env)
             with gr.Tab("PNG Info", id="info"):
                 info_tab.build(pool, env, generate=generate, tabs=tabs)
+            with gr.Tab("Training", id="training"):
+                training = training_tab.build(pool, env)
+        show, inputs, outputs = training["load"]
+        demo.load(show, inputs, outputs, api_name=False)  # the curves of the newest run on first view
     demo.queue(max_size=env.queue_size, default_concurrency_limit=env.concurrency)
     return demo
 

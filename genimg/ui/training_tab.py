@@ -1,0 +1,89 @@
+"""Training tab: every training run (``python -m genimg train ...``), its curves, sample grids and alarms.
+
+Thin: the data comes from :mod:`genimg.tasks.runs` (the index of runs and the run folders the
+trackers write). Two runs can be shown together; "Live" refreshes every few seconds while a run
+trains. TensorBoard and trackio show the same records (README, "Watching training").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from genimg.tasks.runs import TABLE_COLUMNS, alarms_markdown, curve_points, run_card, runs_table, sample_steps
+
+LIVE_SECONDS = 5
+
+
+def _frame(points: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(points or [], columns=["step", "value", "series"])
+
+
+def build(pool: Any, settings: Any) -> dict[str, Any]:
+    """Lay out the tab inside the current Blocks context; return its components."""
+    rows, choices = runs_table()
+    first = choices[0][1] if choices else None
+    with gr.Row():
+        run = gr.Dropdown(choices=choices, value=first, label="Run", elem_id="training-run", scale=3)
+        other = gr.Dropdown(choices=choices, value=None, label="Side by side with (optional)", elem_id="training-other",
+                            scale=3)
+        with gr.Column(scale=1, min_width=160):
+            refresh = gr.Button("Refresh", elem_id="training-refresh")
+            live = gr.Checkbox(value=False, label=f"Live (every {LIVE_SECONDS} s)", elem_id="training-live")
+    alarms = gr.Markdown(elem_id="training-alarms")
+    with gr.Row():
+        losses = gr.LinePlot(x="step", y="value", color="series", title="Losses", elem_id="training-losses",
+                             height=300)
+        evals = gr.LinePlot(x="step", y="value", color="series", title="Evaluation (faithfulness, diversity)",
+                            elem_id="training-evals", height=300)
+    with gr.Row():
+        with gr.Column():
+            step = gr.Slider(0, 1, step=1, value=0, label="Checkpoint (sample grid)", elem_id="training-step")
+            samples = gr.Image(label="Samples: fixed prompts across, seeds down", type="filepath", interactive=False,
+                               elem_id="training-samples", height=260)
+        with gr.Column():
+            other_samples = gr.Image(label="Side-by-side run, same checkpoint index", type="filepath",
+                                     interactive=False, elem_id="training-other-samples", height=260, visible=False)
+    table = gr.Dataframe(value=rows, headers=TABLE_COLUMNS, label="Runs (every folder, newest first)",
+                         interactive=False, elem_id="training-table", wrap=True,
+                         column_widths=["15%", "6%", "8%", "6%", "9%", "7%", "7%", "6%", "14%", "22%"])
+    with gr.Accordion("Run card (settings, best checkpoint, last evaluation)", open=False):
+        card = gr.JSON(show_label=False)
+    timer = gr.Timer(LIVE_SECONDS, active=False)
+
+    def show(run_dir, other_dir, index=None):
+        dirs = [d for d in (run_dir, other_dir) if d]
+        if not dirs:
+            empty = _frame([])
+            note = "No training runs yet: `python -m genimg train gan --steps 200` records one (see README)."
+            return empty, empty, note, gr.Slider(0, 1, value=0), None, None, None
+        grids = sample_steps(dirs[0])
+        last = max(0, len(grids) - 1)
+        index = last if index is None else min(int(index), last)
+        other_grids = sample_steps(other_dir) if other_dir else []
+        return (_frame(curve_points(dirs, "loss")), _frame(curve_points(dirs, "eval")), alarms_markdown(dirs),
+                gr.Slider(0, max(last, 1), step=1, value=index,  # Gradio refuses a slider whose max is its min
+                          label=f"Checkpoint (sample grid): step {grids[index][0]}" if grids else "Checkpoint"),
+                grids[index][1] if grids else None,
+                gr.Image(value=other_grids[min(index, len(other_grids) - 1)][1] if other_grids else None,
+                         visible=bool(other_dir)),
+                run_card(dirs[0]))
+
+    def reload(run_dir, other_dir):
+        rows, choices = runs_table()
+        values = {d for _, d in choices}
+        run_dir = run_dir if run_dir in values else (choices[0][1] if choices else None)
+        other_dir = other_dir if other_dir in values else None
+        return (gr.Dropdown(choices=choices, value=run_dir), gr.Dropdown(choices=choices, value=other_dir), rows,
+                *show(run_dir, other_dir))
+
+    outputs = [losses, evals, alarms, step, samples, other_samples, card]
+    gr.on([run.change, other.change], show, [run, other], outputs, api_name=False)
+    step.release(lambda r, o, i: show(r, o, i)[3:6], [run, other, step], [step, samples, other_samples],
+                 api_name=False)
+    gr.on([refresh.click, timer.tick], reload, [run, other], [run, other, table, *outputs], api_name=False,
+          show_progress="hidden")
+    live.change(lambda on: gr.Timer(active=bool(on)), live, timer, api_name=False, queue=False)
+    return {"run": run, "table": table, "load": (show, [run, other], outputs)}

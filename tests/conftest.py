@@ -11,6 +11,8 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("GENIMG_PRELOAD", "0")
 # The database (arena, previews) of in-process apps and tasks goes to a temporary folder, never ./data.
 os.environ.setdefault("GENIMG_DATA_DIR", __import__("tempfile").mkdtemp(prefix="genimg-test-data-"))
+# trackio fixes its folder for the whole process when first imported: every run a test trains goes there.
+os.environ.setdefault("TRACKIO_DIR", os.path.join(os.environ["GENIMG_DATA_DIR"], "trackio"))
 
 import socket  # noqa: E402
 from pathlib import Path  # noqa: E402

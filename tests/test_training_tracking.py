@@ -30,9 +30,8 @@ def gan_run(tmp_path_factory, data_dir):
     from genimg.training.loop import fit
 
     root = tmp_path_factory.mktemp("gan-run")
-    old = {k: os.environ.get(k) for k in ("GENIMG_DATA_DIR", "TRACKIO_DIR")}
-    os.environ["GENIMG_DATA_DIR"] = str(data_dir)
-    os.environ["TRACKIO_DIR"] = str(data_dir / "trackio")
+    old = {k: os.environ.get(k) for k in ("GENIMG_DATA_DIR",)}
+    os.environ["GENIMG_DATA_DIR"] = str(data_dir)  # the index of runs (trackio's folder is the process's: conftest)
     try:
         trainer = GanTrainer(steps=12, batch_size=4, config="tiny", n_data=8, data_dir=root / "data", eval_every=6,
                              eval_minutes=0, log=lambda *_: None)
@@ -57,11 +56,16 @@ def test_tensorboard_event_files_hold_losses_evaluations_and_samples(gan_run):
     assert "samples" in events.Tags()["images"]
 
 
-def test_the_trackio_run_holds_the_same_records(gan_run, data_dir):
-    database = data_dir / "trackio" / "genimg.db"
+def test_the_trackio_run_holds_the_same_records(gan_run):
+    from trackio.utils import TRACKIO_DIR  # fixed by trackio at import (conftest points it at a temp folder)
+
+    from genimg.training.loop import run_name
+
+    run_dir, _ = gan_run
+    database = TRACKIO_DIR / "genimg.db"
     assert database.exists()
     with sqlite3.connect(database) as db:
-        rows = db.execute("select step, metrics from metrics where run_name like 'gan-run-%'").fetchall()
+        rows = db.execute("select step, metrics from metrics where run_name = ?", (run_name("gan", run_dir),)).fetchall()
     keys = set().union(*(json.loads(m).keys() for _, m in rows))
     assert {"loss/d", "loss/g", "eval/diversity", "eval/single_colour_bg", "samples"} <= keys
     assert {step for step, _ in rows} >= {6, 10, 12}

@@ -137,7 +137,9 @@ class TrackioTracker(Tracker):
     """A run in the local trackio project ``genimg`` (SQLite; no network)."""
 
     def __init__(self, run_dir: Path, run_name: str, config: dict[str, Any]):
-        os.environ.setdefault("TRACKIO_DIR", str(data_dir() / "trackio"))  # read by trackio at import
+        # trackio reads its folder once, at its first import in the process: later runs in this process
+        # share that folder whatever GENIMG_DATA_DIR says by then.
+        os.environ.setdefault("TRACKIO_DIR", str(data_dir() / "trackio"))
         import trackio
 
         self.trackio = trackio

@@ -57,6 +57,7 @@ LAYERS: dict[str, int] = {
     # runtimes: the project's own networks and pipelines; the scene grammar and its evaluator
     "embedded": 1,
     "scenes": 1,
+    "emoji": 1,
     "domains": 1,
     # foundations: no genimg dependencies above them
     "__init__": 0,

@@ -27,6 +27,7 @@ from genimg.errors import GenimgError
 
 CHECKS: tuple[str, ...] = ("background", "emoji", "count", "size", "position", "relation", "skin_tone")
 TEMPLATE = 32  # side of the crops compared
+SMOOTH = 1.0  # Gaussian sigma (template pixels) applied to templates and crops alike
 DIFF_THRESH = 48  # a pixel is foreground when a channel differs from the background by more
 BG_MAX_DIST = 70.0  # border colour farther than this (RGB) from every named background: none
 MERGE = 0.045  # blobs closer than this (fraction of the side) are one emoji
@@ -73,6 +74,13 @@ def _as_rgb(image) -> np.ndarray:
     return arr.astype(np.float32)
 
 
+def _smooth(arr: np.ndarray) -> np.ndarray:
+    """A Gaussian blur over the two spatial axes of a template-sized array: matching compares
+    shapes and colours, not the last pixel of detail, so blurred or JPEG-compressed images
+    still match their emoji."""
+    return ndimage.gaussian_filter(arr, sigma=(SMOOTH, SMOOTH, 0), mode="nearest")
+
+
 @lru_cache(maxsize=1)
 def _templates() -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
     """(chars, premultiplied RGB (N, T*T, 3) in 0..255, alpha (N, T*T, 1), log aspect (N,))."""
@@ -84,8 +92,10 @@ def _templates() -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
         arr = np.asarray(crop.resize((TEMPLATE, TEMPLATE), Image.Resampling.BOX), dtype=np.float32)
         a = arr[..., 3:] / 255.0
         chars.append(e.char)
-        rgbs.append((arr[..., :3] * a).reshape(-1, 3))
-        alphas.append(a.reshape(-1, 1))
+        # Blurring is linear, so blurring the premultiplied colour and the alpha blurs the
+        # template on any background the same way as the crops are blurred.
+        rgbs.append(_smooth(arr[..., :3] * a).reshape(-1, 3))
+        alphas.append(_smooth(a).reshape(-1, 1))
         aspects.append(np.log(crop.width / crop.height))
     return (tuple(chars), np.stack(rgbs).astype(np.float32), np.stack(alphas).astype(np.float32),
             np.array(aspects, dtype=np.float32))
@@ -131,7 +141,7 @@ def detect(image) -> Detection:
         y0, y1 = sl[0].start + ys.min(), sl[0].start + ys.max() + 1
         x0, x1 = sl[1].start + xs.min(), sl[1].start + xs.max() + 1
         crop = Image.fromarray(rgb[y0:y1, x0:x1].astype(np.uint8)).resize((TEMPLATE, TEMPLATE), Image.Resampling.BOX)
-        v = np.asarray(crop, dtype=np.float32).reshape(-1, 3)
+        v = _smooth(np.asarray(crop, dtype=np.float32)).reshape(-1, 3)
         t_dot_v = P.reshape(len(chars), -1) @ v.reshape(-1) + B @ (v @ bg)
         mse = np.maximum(t_sq - 2.0 * t_dot_v + float((v * v).sum()), 0.0) / (v.size * 255.0**2)
         score = mse + ASPECT_WEIGHT * (aspects - np.log((x1 - x0) / (y1 - y0))) ** 2

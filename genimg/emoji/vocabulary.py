@@ -214,3 +214,9 @@ def _font() -> ImageFont.FreeTypeFont:
 def glyph_array(char: str) -> np.ndarray:
     """The glyph of ``char`` as a float32 (H, W, 4) array in 0..1 (premultiplied: no)."""
     return np.asarray(glyph(char), dtype=np.float32) / 255.0
+
+
+def vocabulary_records() -> list[dict]:
+    """The vocabulary as JSON-ready records ``{"emoji", "name", "subgroup", "synonyms"}`` (a model card's list)."""
+    return [{"emoji": e.char, "name": e.name, "subgroup": e.subgroup, "synonyms": list(e.synonyms)}
+            for e in vocabulary()]

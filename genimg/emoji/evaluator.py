@@ -28,6 +28,7 @@ from genimg.errors import GenimgError
 CHECKS: tuple[str, ...] = ("background", "emoji", "count", "size", "position", "relation", "skin_tone")
 TEMPLATE = 32  # side of the crops compared
 SMOOTH = 1.0  # Gaussian sigma (template pixels) applied to templates and crops alike
+EDGE_ALPHA = 0.38  # a template's box: pixels at least this opaque
 DIFF_THRESH = 48  # a pixel is foreground when a channel differs from the background by more
 BG_MAX_DIST = 70.0  # border colour farther than this (RGB) from every named background: none
 MERGE = 0.045  # blobs closer than this (fraction of the side) are one emoji
@@ -87,7 +88,7 @@ def _templates() -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
     chars, rgbs, alphas, aspects = [], [], [], []
     for e in vocabulary():
         g = glyph(e.char)
-        box = g.getchannel("A").point(lambda a: 255 if a > 96 else 0).getbbox() or (0, 0, *g.size)
+        box = g.getchannel("A").point(lambda a: 255 if a > EDGE_ALPHA * 255 else 0).getbbox() or (0, 0, *g.size)
         crop = g.crop(box)
         arr = np.asarray(crop.resize((TEMPLATE, TEMPLATE), Image.Resampling.BOX), dtype=np.float32)
         a = arr[..., 3:] / 255.0
@@ -122,7 +123,11 @@ def detect(image) -> Detection:
     dists = [float(np.linalg.norm(bg_rgb - np.array(BACKGROUNDS[n]))) for n in names]
     background = names[int(np.argmin(dists))] if min(dists) <= BG_MAX_DIST else None
 
-    mask = np.abs(rgb - bg_rgb).max(axis=2) > DIFF_THRESH
+    diff = np.abs(rgb - bg_rgb).max(axis=2)
+    mask = diff > DIFF_THRESH
+    # The crop's box uses the templates' edge (alpha > 0.38): OpenMoji outlines are black, so
+    # that is a difference of 0.38 * max(bg). A blurred halo stays outside it.
+    edge = diff > max(DIFF_THRESH, EDGE_ALPHA * float(bg_rgb.max()))
     r = max(1, round(MERGE * side / 2))
     merged = ndimage.binary_dilation(mask, structure=np.ones((2 * r + 1, 2 * r + 1), bool))
     labels, n = ndimage.label(merged)
@@ -137,7 +142,8 @@ def detect(image) -> Detection:
         part = mask[sl] & (labels[sl] == k)
         if part.sum() < MIN_AREA * h * w:
             continue
-        ys, xs = np.nonzero(part)
+        core = part & edge[sl]
+        ys, xs = np.nonzero(core if core.sum() >= 0.5 * part.sum() else part)
         y0, y1 = sl[0].start + ys.min(), sl[0].start + ys.max() + 1
         x0, x1 = sl[1].start + xs.min(), sl[1].start + xs.max() + 1
         crop = Image.fromarray(rgb[y0:y1, x0:x1].astype(np.uint8)).resize((TEMPLATE, TEMPLATE), Image.Resampling.BOX)

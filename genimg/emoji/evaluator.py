@@ -196,7 +196,8 @@ def score_detection(det: Detection, spec: PromptSpec) -> dict[str, bool | None]:
     if toned:
         tones = {lookup(d.char).tone for d in objs}
         out["skin_tone"] = all(lookup(o.char).tone in tones for o in toned)
-    out["all"] = all(v for k, v in out.items() if v is not None)
+    out = {k: None if v is None else bool(v) for k, v in out.items()}  # plain bools, not numpy's
+    out["all"] = all(v for v in out.values() if v is not None)
     return out
 
 

@@ -145,3 +145,18 @@ def test_bad_input_is_a_clear_error():
         grammar.compose_scene(np.random.Generator(np.random.PCG64(0)), "crowd")
     with pytest.raises(GenimgError, match="prompt must be a string"):
         parse_prompt(None)
+
+
+def test_the_emoji_world_domain_shows_its_vocabulary_and_examples():
+    from types import SimpleNamespace
+
+    from genimg.domains import DOMAINS, domain_of
+
+    domain = domain_of(SimpleNamespace(domain="emoji-world"))
+    assert domain is DOMAINS.get("emoji-world")
+    assert f"{len(vocabulary())} OpenMoji emoji" in domain.vocabulary and "CC BY-SA 4.0" in domain.vocabulary
+    assert len(domain.examples()) >= 5
+    assert all(domain.check(p) is None for p in domain.examples())  # every example is inside the world
+    note = domain.check("a dragon breathing fire over a castle")
+    assert note and "outside the emoji world" in note and domain.examples()[0] in note
+    assert domain.check("") is None

@@ -295,7 +295,8 @@ def validate(n_random: int = 300, size: int = 128, seed: int = 0) -> dict:
     """Measure the evaluator on ``n_random`` seeded scenes plus the faces subset.
 
     Returns ``{"ground_truth": rate of scenes whose every check passes, "checks": per-check rates,
-    "faces": rate on face scenes, "rejection": {what: rate of contradicting renders rejected},
+    "faces": rate on face scenes, "faces_skin_tone": skin tone right on the toned ones,
+    "rejection": {what: rate of contradicting renders rejected},
     "degraded": {how: ground-truth rate on degraded renders}, "n": ...}``.
     """
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -303,7 +304,7 @@ def validate(n_random: int = 300, size: int = 128, seed: int = 0) -> dict:
     face_scenes = [grammar.sample_scene(rng, "single", faces_only=True) for _ in range(max(20, n_random // 5))]
     renders = [grammar.render(s, size) for s in scenes]
     rows = [score_detection(detect(im), spec_for_scene(s)) for im, s in zip(renders, scenes)]
-    faces = [score_detection(detect(grammar.render(s, size)), spec_for_scene(s))["all"] for s in face_scenes]
+    faces = [score_detection(detect(grammar.render(s, size)), spec_for_scene(s)) for s in face_scenes]
     rejection = {}
     for what in ("emoji", "count", "position", "background"):
         hits = []
@@ -319,4 +320,6 @@ def validate(n_random: int = 300, size: int = 128, seed: int = 0) -> dict:
         degraded[how] = float(np.mean(ok))
     rates = _rates(rows)
     return {"n": n_random, "size": size, "ground_truth": rates["all"], "checks": rates,
-            "faces": float(np.mean(faces)), "rejection": rejection, "degraded": degraded}
+            "faces": float(np.mean([r["all"] for r in faces])),
+            "faces_skin_tone": float(np.mean([r["skin_tone"] for r in faces if r["skin_tone"] is not None])),
+            "rejection": rejection, "degraded": degraded}

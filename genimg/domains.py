@@ -63,6 +63,46 @@ class SceneGrammar(PromptDomain):
         return None
 
 
+@DOMAINS.register
+class EmojiWorld(PromptDomain):
+    """The emoji world (genimg.emoji): one to three OpenMoji emoji on a coloured background."""
+
+    id, label = "emoji-world", "Emoji world (OpenMoji scenes)"
+
+    @property
+    def vocabulary(self) -> str:  # type: ignore[override]
+        from genimg.emoji.grammar import BACKGROUND_NAMES
+        from genimg.emoji.vocabulary import vocabulary
+
+        return (f"**{len(vocabulary())} OpenMoji emoji** by their Unicode (CLDR) names or synonyms — smileys, people "
+                "in five skin tones, mammals, birds, fruit, prepared food, cars, trains and aircraft, weather, "
+                "flowers, plants and buildings — one alone (small or large), at a position (left, right, top, "
+                "bottom, centre), two or three of one kind, or two related (left of, right of, above, below), on a "
+                f"{', '.join(BACKGROUND_NAMES)} background. 128 px. Emoji: OpenMoji, CC BY-SA 4.0.")
+
+    def examples(self) -> list[str]:
+        return ["a cat to the left of a rocket on a blue background",
+                "a big grinning face on a yellow background",
+                "three strawberries on a white background",
+                "a small airplane at the top, pink background",
+                "a woman with medium-dark skin tone on a green background",
+                "a sun above a house on a blue background"]
+
+    def check(self, prompt: str) -> str | None:
+        from genimg.emoji.prompts import parse_prompt
+
+        text = (prompt or "").strip()
+        if not text:
+            return None
+        try:
+            parse_prompt(text)
+        except GenimgError:
+            return ("This prompt is outside the emoji world (one to three of its OpenMoji emoji, by name, on a "
+                    "coloured background), so expect a stray emoji or a flat colour. Try e.g. "
+                    f"“{self.examples()[0]}” — or pick a model with weights for open prompts.")
+        return None
+
+
 def domain_of(spec: object) -> PromptDomain | None:
     """The prompt domain a catalog entry names (``domain = ...``), or None for open-vocabulary models."""
     name = getattr(spec, "domain", None)

@@ -58,6 +58,7 @@ LAYERS: dict[str, int] = {
     "embedded": 1,
     "scenes": 1,
     "vqa": 1,  # visual question answering over the scene grammar (imports scenes; no model)
+    "emoji": 1,  # the emoji world: vocabulary, grammar, evaluator (no model)
     "domains": 1,
     # foundations: no genimg dependencies above them
     "__init__": 0,

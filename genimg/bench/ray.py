@@ -23,6 +23,8 @@ from typing import Any
 from genimg.bench.overhead import call_generate_http
 from genimg.bench.timing import interleaved, ratio
 
+BATCH_WAIT_S = 0.05  # the second batching variant: Serve waits this long for company before a call
+
 
 def _serve_dashboard(pool: Any) -> tuple[Any, str]:
     from genimg.ui.app import build_app
@@ -76,7 +78,7 @@ def _throughput(url: str, data: list[Any], clients: int, requests: int) -> dict[
             "mean_requests_per_call": round(sum(shared) / len(shared), 2)}
 
 
-def bench_ray(model_id: str = "genimg-fewstep", clients: int = 4, requests: int = 32, repeats: int = 9) -> dict[str, Any]:
+def bench_ray(model_id: str = "genimg-diffusion", clients: int = 4, requests: int = 32, repeats: int = 9) -> dict[str, Any]:
     """Run the Ray Serve bench (see module docstring); returns the figures and the ratios.
 
     Starts and stops its own local Ray instance. Raises GenimgError when Ray is not installed.
@@ -108,10 +110,11 @@ def bench_ray(model_id: str = "genimg-fewstep", clients: int = 4, requests: int 
     try:
         report["ray_cpus"] = ray.cluster_resources().get("CPU", 0)
 
-        def deployed(replicas: int, batch: int) -> tuple[Any, Any, ModelPool, str]:
+        def deployed(replicas: int, batch: int, wait_s: float = 0.0) -> tuple[Any, Any, ModelPool, str]:
             pool = ModelPool()
             cluster = deploy(ServeConfig(deployments=[{"model": model_id, "num_replicas": replicas, "num_cpus": 1,
-                                                       "threads": 1, "max_batch_size": batch}]), pool)
+                                                       "threads": 1, "max_batch_size": batch,
+                                                       "batch_wait_timeout_s": wait_s}]), pool)
             demo, url = _serve_dashboard(pool)
             return cluster, demo, pool, url
 
@@ -131,10 +134,12 @@ def bench_ray(model_id: str = "genimg-fewstep", clients: int = 4, requests: int 
         report["throughput"]["ray_2_replicas"] = _throughput(url, data, clients, requests)
         _close(demo)
         undeploy(cluster, pool)
-        cluster, demo, pool, url = deployed(1, 8)
-        report["throughput"]["ray_1_replica_batching"] = _throughput(url, data, clients, requests)
-        _close(demo)
-        undeploy(cluster, pool)
+        for wait_s in (0.0, BATCH_WAIT_S):  # the default window (none), and one that waits for company
+            cluster, demo, pool, url = deployed(1, 8, wait_s)
+            name = "ray_1_replica_batching" + ("" if wait_s == 0 else f"_wait_{int(wait_s * 1000)}ms")
+            report["throughput"][name] = _throughput(url, data, clients, requests)
+            _close(demo)
+            undeploy(cluster, pool)
     finally:
         _close(single)
         shutdown(started)
@@ -145,6 +150,8 @@ def bench_ray(model_id: str = "genimg-fewstep", clients: int = 4, requests: int 
         "throughput_2_replicas_over_1": round(rps["ray_2_replicas"] / rps["ray_1_replica"], 3),
         "throughput_ray_1_replica_over_single": round(rps["ray_1_replica"] / rps["single_process"], 3),
         "throughput_batching_over_1_replica": round(rps["ray_1_replica_batching"] / rps["ray_1_replica"], 3),
+        f"throughput_batching_wait_{int(BATCH_WAIT_S * 1000)}ms_over_1_replica": round(
+            rps[f"ray_1_replica_batching_wait_{int(BATCH_WAIT_S * 1000)}ms"] / rps["ray_1_replica"], 3),
     }
     report["note"] = ("each replica 1 logical CPU and 1 torch thread, the single-process app 1 torch thread too "
                       "(and its own micro-batching, on by default); the dashboards and the clients share this "

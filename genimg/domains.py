@@ -23,8 +23,23 @@ class PromptDomain(Method):
         """Prompts that show what the models draw well, for clickable examples."""
         return []
 
+    # The out-of-domain note: "This prompt is outside <outside>, so expect <expect>. Try e.g. ..."
+    outside = ""
+    expect = ""
+
+    def parse(self, prompt: str) -> None:
+        """Raise GenimgError when ``prompt`` is outside the domain (default: nothing is)."""
+
     def check(self, prompt: str) -> str | None:
-        """None when ``prompt`` is inside the domain, else a note saying what would work instead."""
+        """None when ``prompt`` is inside the domain (or empty), else a note saying what would work instead."""
+        text = (prompt or "").strip()
+        if not text:
+            return None
+        try:
+            self.parse(text)
+        except GenimgError:
+            return (f"This prompt is outside {self.outside}, so expect {self.expect}. Try e.g. "
+                    f"“{self.examples()[0]}” — or pick a model with weights for open prompts.")
         return None
 
 
@@ -48,19 +63,14 @@ class SceneGrammar(PromptDomain):
                 "a purple square above a small orange circle on a white background",
                 "a big yellow star to the right of a blue triangle on a black background"]
 
-    def check(self, prompt: str) -> str | None:
+    outside = ("what the embedded models learnt (coloured circles, squares, triangles and stars on a coloured "
+               "background)")
+    expect = "a flat colour or a stray shape"
+
+    def parse(self, prompt: str) -> None:
         from genimg.scenes.prompts import parse_prompt
 
-        text = (prompt or "").strip()
-        if not text:
-            return None
-        try:
-            parse_prompt(text)
-        except GenimgError:
-            return ("This prompt is outside what the embedded models learnt (coloured circles, squares, triangles and "
-                    "stars on a coloured background), so expect a flat colour or a stray shape. Try e.g. "
-                    f"“{self.examples()[0]}” — or pick a model with weights for open prompts.")
-        return None
+        parse_prompt(prompt)
 
 
 @DOMAINS.register
@@ -88,19 +98,13 @@ class EmojiWorld(PromptDomain):
                 "a woman with medium-dark skin tone on a green background",
                 "a sun above a house on a blue background"]
 
-    def check(self, prompt: str) -> str | None:
+    outside = "the emoji world (one to three of its OpenMoji emoji, by name, on a coloured background)"
+    expect = "a stray emoji or a flat colour"
+
+    def parse(self, prompt: str) -> None:
         from genimg.emoji.prompts import parse_prompt
 
-        text = (prompt or "").strip()
-        if not text:
-            return None
-        try:
-            parse_prompt(text)
-        except GenimgError:
-            return ("This prompt is outside the emoji world (one to three of its OpenMoji emoji, by name, on a "
-                    "coloured background), so expect a stray emoji or a flat colour. Try e.g. "
-                    f"“{self.examples()[0]}” — or pick a model with weights for open prompts.")
-        return None
+        parse_prompt(prompt)
 
 
 def domain_of(spec: object) -> PromptDomain | None:

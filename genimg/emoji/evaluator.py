@@ -24,6 +24,7 @@ from genimg.emoji.grammar import BACKGROUNDS, KINDS, POSITIONS, SIZES, EmojiObje
 from genimg.emoji.prompts import PromptSpec, parse_prompt, spec_for_scene
 from genimg.emoji.vocabulary import glyph, lookup, vocabulary
 from genimg.errors import GenimgError
+from genimg.scenes.evaluator import region_of as scene_region_of
 
 CHECKS: tuple[str, ...] = ("background", "emoji", "count", "size", "position", "relation", "skin_tone")
 TEMPLATE = 32  # side of the crops compared
@@ -158,15 +159,8 @@ def detect(image) -> Detection:
 
 
 def region_of(x: float, y: float) -> str | None:
-    """The grammar position (left/right/top/bottom/centre) of a centre, or None if ambiguous."""
-    dx, dy = x - 0.5, y - 0.5
-    if abs(dx) < CENTRE_THRESH and abs(dy) < CENTRE_THRESH:
-        return "centre"
-    if abs(dx) >= POSITION_THRESH and abs(dx) > abs(dy):
-        return "left" if dx < 0 else "right"
-    if abs(dy) >= POSITION_THRESH and abs(dy) > abs(dx):
-        return "top" if dy < 0 else "bottom"
-    return None
+    """The grammar position (left/right/top/bottom/centre) of a centre, or None if ambiguous (emoji thresholds)."""
+    return scene_region_of(x, y, POSITION_THRESH, CENTRE_THRESH)
 
 
 def score_detection(det: Detection, spec: PromptSpec) -> dict[str, bool | None]:

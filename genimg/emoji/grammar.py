@@ -25,6 +25,8 @@ from PIL import Image
 
 from genimg.emoji.vocabulary import Emoji, faces, glyph, lookup, vocabulary
 from genimg.errors import GenimgError
+# Positions, relations, kinds of scene and position wording are the shapes grammar's own.
+from genimg.scenes.grammar import KINDS, POSITION_PHRASES, POSITIONS, RELATIONS  # noqa: F401 (re-exported)
 
 # Background colours: light enough that OpenMoji's black outlines always stand out (no black
 # background), and at least ~55 RGB units apart so the border's colour names one of them.
@@ -42,21 +44,11 @@ BACKGROUND_NAMES: tuple[str, ...] = tuple(BACKGROUNDS)
 BACKGROUND_SYNONYMS: dict[str, str] = {"gray": "grey"}
 
 SIZES: dict[str, float] = {"small": 0.26, "large": 0.42}  # longest ink side / image side
-POSITIONS: tuple[str, ...] = ("left", "right", "top", "bottom", "centre")
-RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below")
-KINDS: tuple[str, ...] = ("single", "position", "count", "relation")
 COUNTS: tuple[int, ...] = (2, 3)
 MIN_SIZE = 96  # smallest render side (px)
 
 SIZE_WORDS: dict[str, tuple[str, ...]] = {"small": ("small", "little", "tiny"), "large": ("large", "big")}
 NUMBER_WORDS: dict[int, str] = {2: "two", 3: "three"}
-POSITION_PHRASES: dict[str, tuple[str, ...]] = {
-    "left": ("on the left", "at the left", "on the left side"),
-    "right": ("on the right", "at the right", "on the right side"),
-    "top": ("at the top", "near the top", "at the top of the image"),
-    "bottom": ("at the bottom", "near the bottom", "at the bottom of the image"),
-    "centre": ("in the centre", "in the center", "in the middle"),
-}
 RELATION_PHRASES: dict[str, tuple[str, ...]] = {
     "left of": ("to the left of", "left of"),
     "right of": ("to the right of", "right of"),

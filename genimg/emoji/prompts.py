@@ -17,6 +17,7 @@ from genimg.emoji import grammar
 from genimg.emoji.grammar import Scene
 from genimg.emoji.vocabulary import vocabulary
 from genimg.errors import GenimgError
+from genimg.scenes.prompts import alternation
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,6 @@ class PromptSpec:
     relation: str | None = None
 
 
-def _alternation(words) -> str:
-    return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
-
-
 @lru_cache(maxsize=1)
 def _tables():
     singular = {}
@@ -57,15 +54,15 @@ def _tables():
     backgrounds = {**{c: c for c in grammar.BACKGROUND_NAMES}, **grammar.BACKGROUND_SYNONYMS}
     # Lazy: "a small airplane" is the emoji named "small airplane" before it is a small "airplane"
     # (the grammar never writes the second reading).
-    size_re = rf"(?:(?P<size{{t}}>{_alternation(sizes)})\s+)??"
-    one = rf"(?:a|an|one)\s+{size_re}(?P<name{{t}}>{_alternation(singular)})"
-    many = rf"(?P<num>two|three)\s+{size_re.format(t='0')}(?P<plural>{_alternation(plural)})"
+    size_re = rf"(?:(?P<size{{t}}>{alternation(sizes)})\s+)??"
+    one = rf"(?:a|an|one)\s+{size_re}(?P<name{{t}}>{alternation(singular)})"
+    many = rf"(?P<num>two|three)\s+{size_re.format(t='0')}(?P<plural>{alternation(plural)})"
     prefix = r"(?:(?:an emoji|a picture|an icon|an image) of\s+)?"
-    bg = (rf"(?:(?:,\s*|\s+)(?:(?:on|against|with)\s+(?:a|an)\s+)?(?P<bg>{_alternation(backgrounds)})"
+    bg = (rf"(?:(?:,\s*|\s+)(?:(?:on|against|with)\s+(?:a|an)\s+)?(?P<bg>{alternation(backgrounds)})"
           r"\s+background)?")
     patterns = {
-        "relation": re.compile(rf"^{one.format(t='0')}\s+(?P<rel>{_alternation(relations)})\s+{one.format(t='1')}{bg}$"),
-        "position": re.compile(rf"^{prefix}{one.format(t='0')},?\s+(?P<pos>{_alternation(positions)}){bg}$"),
+        "relation": re.compile(rf"^{one.format(t='0')}\s+(?P<rel>{alternation(relations)})\s+{one.format(t='1')}{bg}$"),
+        "position": re.compile(rf"^{prefix}{one.format(t='0')},?\s+(?P<pos>{alternation(positions)}){bg}$"),
         "count": re.compile(rf"^{many}{bg}$"),
         "single": re.compile(rf"^{prefix}{one.format(t='0')}{bg}$"),
     }

@@ -32,14 +32,19 @@ CENTRE_THRESH = 0.12  # |dx|, |dy| below this is the centre (grammar: <= 0.05)
 RELATION_THRESH = 0.10
 
 
-def region_of(x: float, y: float) -> str | None:
-    """The grammar position (left/right/top/bottom/centre) of a centroid, or None if ambiguous."""
+def region_of(x: float, y: float, position_thresh: float = POSITION_THRESH,
+              centre_thresh: float = CENTRE_THRESH) -> str | None:
+    """The grammar position (left/right/top/bottom/centre) of a centroid, or None if ambiguous.
+
+    ``x``, ``y`` are fractions of the image side; the thresholds default to this grammar's
+    (the emoji world passes its own).
+    """
     dx, dy = x - 0.5, y - 0.5
-    if abs(dx) < CENTRE_THRESH and abs(dy) < CENTRE_THRESH:
+    if abs(dx) < centre_thresh and abs(dy) < centre_thresh:
         return "centre"
-    if abs(dx) >= POSITION_THRESH and abs(dx) > abs(dy):
+    if abs(dx) >= position_thresh and abs(dx) > abs(dy):
         return "left" if dx < 0 else "right"
-    if abs(dy) >= POSITION_THRESH and abs(dy) > abs(dx):
+    if abs(dy) >= position_thresh and abs(dy) > abs(dx):
         return "top" if dy < 0 else "bottom"
     return None
 

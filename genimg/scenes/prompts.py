@@ -37,32 +37,32 @@ class PromptSpec:
     relation: str | None = None
 
 
-def _alternation(words) -> str:
-    # Longest first so "on the left side" wins over "on the left".
-    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+def alternation(words) -> str:
+    """A regex alternation of ``words``, escaped, longest first (so "on the left side" wins over "on the left")."""
+    return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
 
 
 _SIZE_OF_WORD = {w: size for size, words in grammar.SIZE_WORDS.items() for w in words}
 _COUNT_OF_WORD = {"a": 1, "an": 1, "one": 1, **{w: n for n, w in grammar.NUMBER_WORDS.items()}}
 _POSITION_OF_PHRASE = {p: pos for pos, phrases in grammar.POSITION_PHRASES.items() for p in phrases}
 _RELATION_OF_PHRASE = {p: rel for rel, phrases in grammar.RELATION_PHRASES.items() for p in phrases}
-_COLOUR_RE = _alternation(COLOUR_NAMES)
+_COLOUR_RE = alternation(COLOUR_NAMES)
 
 
 def _object_re(tag: str) -> str:
     return (
-        rf"(?P<num{tag}>{_alternation(_COUNT_OF_WORD)})\s+"
-        rf"(?:(?P<size{tag}>{_alternation(_SIZE_OF_WORD)})\s+)?"
+        rf"(?P<num{tag}>{alternation(_COUNT_OF_WORD)})\s+"
+        rf"(?:(?P<size{tag}>{alternation(_SIZE_OF_WORD)})\s+)?"
         rf"(?P<colour{tag}>{_COLOUR_RE})\s+"
-        rf"(?P<shape{tag}>{_alternation(SHAPES)})(?P<plural{tag}>s?)"
+        rf"(?P<shape{tag}>{alternation(SHAPES)})(?P<plural{tag}>s?)"
     )
 
 
 _BACKGROUND_RE = rf"(?:(?:,\s*|\s+)(?:(?:on|against|with)\s+(?:a|an)\s+)?(?P<bg>{_COLOUR_RE})\s+background)?"
 _RELATION_PROMPT = re.compile(
-    rf"^{_object_re('0')}\s+(?P<rel>{_alternation(_RELATION_OF_PHRASE)})\s+{_object_re('1')}{_BACKGROUND_RE}$"
+    rf"^{_object_re('0')}\s+(?P<rel>{alternation(_RELATION_OF_PHRASE)})\s+{_object_re('1')}{_BACKGROUND_RE}$"
 )
-_POSITION_PROMPT = re.compile(rf"^{_object_re('0')},?\s+(?P<pos>{_alternation(_POSITION_OF_PHRASE)}){_BACKGROUND_RE}$")
+_POSITION_PROMPT = re.compile(rf"^{_object_re('0')},?\s+(?P<pos>{alternation(_POSITION_OF_PHRASE)}){_BACKGROUND_RE}$")
 _PLAIN_PROMPT = re.compile(rf"^{_object_re('0')}{_BACKGROUND_RE}$")
 
 

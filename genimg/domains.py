@@ -23,6 +23,20 @@ class PromptDomain(Method):
         """Prompts that show what the models draw well, for clickable examples."""
         return []
 
+    # Columns of :meth:`words`' rows (the searchable vocabulary table beside the model picker).
+    WORD_COLUMNS = ("", "word", "kind", "also")
+
+    def words(self) -> list[list[str]]:
+        """Every word the models know, as rows ``[symbol, word, kind, other words for it]`` (default: none)."""
+        return []
+
+    def search(self, query: str, limit: int = 400) -> list[list[str]]:
+        """The rows of :meth:`words` whose text contains every word of ``query`` (case-insensitive), at most
+        ``limit``; all rows for an empty query."""
+        terms = (query or "").lower().split()
+        rows = [row for row in self.words() if all(t in " ".join(row).lower() for t in terms)]
+        return rows[:limit]
+
     # The out-of-domain note: "This prompt is outside <outside>, so expect <expect>. Try e.g. ..."
     outside = ""
     expect = ""
@@ -72,6 +86,18 @@ class SceneGrammar(PromptDomain):
 
         parse_prompt(prompt)
 
+    def words(self) -> list[list[str]]:
+        from genimg.scenes import grammar
+
+        symbols = {"circle": "●", "square": "■", "triangle": "▲", "star": "★"}
+        rows = [[symbols.get(shape, ""), shape, "shape", ""] for shape in grammar.SHAPES]
+        rows += [["", colour, "colour (object or background)", ""] for colour in grammar.COLOUR_NAMES]
+        rows += [["", size, "size", ", ".join(w for w in grammar.SIZE_WORDS[size] if w != size)]
+                 for size in grammar.SIZES]
+        rows += [["", position, "position", ""] for position in grammar.POSITIONS]
+        rows += [["", relation, "relation", ""] for relation in grammar.RELATIONS]
+        return rows
+
 
 @DOMAINS.register
 class EmojiWorld(PromptDomain):
@@ -88,7 +114,8 @@ class EmojiWorld(PromptDomain):
                 "in five skin tones, mammals, birds, fruit, prepared food, cars, trains and aircraft, weather, "
                 "flowers, plants and buildings — one alone (small or large), at a position (left, right, top, "
                 "bottom, centre), two or three of one kind, or two related (left of, right of, above, below), on a "
-                f"{', '.join(BACKGROUND_NAMES)} background. 128 px. Emoji: OpenMoji, CC BY-SA 4.0.")
+                f"{', '.join(BACKGROUND_NAMES)} background. 64 px. Emoji: OpenMoji, CC BY-SA 4.0 (the model and its "
+                "images are adaptations). Search the vocabulary below.")
 
     def examples(self) -> list[str]:
         return ["a cat to the left of a rocket on a blue background",
@@ -97,6 +124,11 @@ class EmojiWorld(PromptDomain):
                 "a small airplane at the top, pink background",
                 "a woman with medium-dark skin tone on a green background",
                 "a sun above a house on a blue background"]
+
+    def words(self) -> list[list[str]]:
+        from genimg.emoji.vocabulary import vocabulary
+
+        return [[e.char, e.name, e.subgroup.replace("-", " "), ", ".join(e.synonyms)] for e in vocabulary()]
 
     outside = "the emoji world (one to three of its OpenMoji emoji, by name, on a coloured background)"
     expect = "a stray emoji or a flat colour"

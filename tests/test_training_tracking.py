@@ -200,3 +200,24 @@ def test_train_json_prints_one_json_object_with_every_tracker_on(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["summary"]["steps"] == 3   # trackio's banners went to stderr
     assert (tmp_path / "data" / "trackio" / "genimg.db").exists()  # trackio under the data folder by default
+
+
+def test_a_run_whose_trainer_was_killed_shows_as_stopped_and_each_run_shows_its_own_headline(tmp_path, monkeypatch):
+    from genimg.tasks.runs import runs_table
+    from genimg.training.runs import list_runs, record_run, this_host
+
+    monkeypatch.setenv("GENIMG_DATA_DIR", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "killed").mkdir()
+    (tmp_path / "killed" / "eval.jsonl").write_text(json.dumps({"step": 5, "single_emoji": 0.25}) + "\n")
+    record_run(tmp_path / "killed", model="emoji", name="killed", status="running", pid=dead.pid, host=this_host(),
+               headline="single_emoji")
+    (tmp_path / "alive").mkdir()
+    record_run(tmp_path / "alive", model="gan", name="alive", status="running", pid=__import__("os").getpid(),
+               host=this_host())
+    status = {run["name"]: run["status"] for run in list_runs()}
+    assert status == {"killed": "stopped", "alive": "running"}
+    rows = {row[0]: row for row in runs_table()[0]}
+    assert rows["killed"][4:6] == [0.25, "right emoji"]
+    assert rows["alive"][5] == "colour+bg+shape"

@@ -19,7 +19,7 @@ def _f(value: Any) -> str:
 
 def cmd_runs(args: argparse.Namespace) -> dict[str, Any]:
     """Run ``runs``; prints a table (unless --json) and returns {"command", "index", "runs"}."""
-    from genimg.training.runs import index_path, list_runs
+    from genimg.training.runs import HEADLINE_LABELS, index_path, list_runs
 
     rows = list_runs()
     if not args.json:
@@ -29,7 +29,8 @@ def cmd_runs(args: argparse.Namespace) -> dict[str, Any]:
             ev = row.get("eval", {})
             alarm = f"  {row['alerts']} alarm(s)" if row.get("alerts") else ""
             where = row["dir"] if row["exists"] else f"{row['dir']} (folder gone)"
+            headline = row.get("headline") or "single_colour_bg_shape"
             print(f"{row.get('name', '?'):<28} {row.get('model', '?'):<9} {row.get('status', '?'):<9} "
-                  f"step {_f(row.get('step')):>6}  colour+bg+shape {_f(ev.get('single_colour_bg_shape'))}  "
+                  f"step {_f(row.get('step')):>6}  {HEADLINE_LABELS.get(headline, headline)} {_f(ev.get(headline))}  "
                   f"diversity {_f(ev.get('diversity'))}{alarm}  {where}")
     return {"command": "runs", "index": str(index_path()), "runs": rows}

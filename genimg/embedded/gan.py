@@ -147,7 +147,7 @@ class ProjectionDiscriminator(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, image_size: int = 64, cond_dim: int = 256, text_dim: int = HIDDEN_SIZE, text_queries: int = 8,
-                 channels: tuple = (32, 64, 128, 256), feature_dim: int = 256):
+                 channels: tuple = (32, 64, 128, 256), feature_dim: int = 256, mbstd_group: int = 0):
         super().__init__()
         sn = nn.utils.spectral_norm
         if image_size // 2 ** len(channels) != 4:
@@ -159,16 +159,35 @@ class ProjectionDiscriminator(ModelMixin, ConfigMixin):
             cin = cout
         layers += [sn(nn.Conv2d(cin, cin, 3, padding=1)), nn.LeakyReLU(0.2)]
         self.convs = nn.Sequential(*layers)
+        # Minibatch standard deviation (Karras et al. 2018): one more channel holding how much the images of a
+        # group differ, so a generator that makes one image for every z is easy to tell from real data.
+        self.mbstd_group = int(mbstd_group)
         # Flatten the 4x4 map (not a global sum) so where things are stays visible to the head.
-        self.fc = sn(nn.Linear(16 * cin, feature_dim))
+        self.fc = sn(nn.Linear(16 * (cin + (1 if self.mbstd_group else 0)), feature_dim))
         self.head = sn(nn.Linear(feature_dim, 1))
         self.text = TextConditioner(text_dim, cond_dim, text_queries)
         self.embed = sn(nn.Linear(cond_dim, feature_dim))
 
     def forward(self, x, states, mask, pooled):
-        h = F.leaky_relu(self.fc(self.convs(x).flatten(1)), 0.2)
+        h = self.convs(x)
+        if self.mbstd_group:
+            h = minibatch_std(h, self.mbstd_group)
+        h = F.leaky_relu(self.fc(h.flatten(1)), 0.2)
         c = self.embed(self.text(states, mask, pooled))
         return self.head(h).squeeze(1) + (h * c).sum(1)
+
+
+def minibatch_std(h: torch.Tensor, group: int) -> torch.Tensor:
+    """``h`` (B, C, H, W) with one channel more: the mean std across each group of ``group`` images (i, i + B/G, ...).
+
+    The group shrinks to the largest divisor of B not above ``group`` (a batch of 1 gets zeros).
+    """
+    b, _, height, width = h.shape
+    g = max(d for d in range(1, min(group, b) + 1) if b % d == 0)
+    y = h.reshape(g, -1, *h.shape[1:])                                    # (G, B/G, C, H, W)
+    y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (B/G,)
+    y = y.repeat(g)[:, None, None, None].expand(b, 1, height, width)
+    return torch.cat([h, y], dim=1)
 
 
 CONFIGS: dict[str, dict] = {
@@ -177,14 +196,14 @@ CONFIGS: dict[str, dict] = {
         "generator": {"image_size": 32, "output_size": 64, "z_dim": 64, "cond_dim": 256, "text_queries": 8,
                       "channels": [256, 128, 64], "refine": [1, 0]},
         "discriminator": {"image_size": 32, "cond_dim": 256, "text_queries": 8, "channels": [32, 64, 128],
-                          "feature_dim": 256},
+                          "feature_dim": 256, "mbstd_group": 4},
     },
     # Random-weight tiny model for tests (16 px net, 32 px out).
     "tiny": {
         "generator": {"image_size": 16, "output_size": 32, "z_dim": 8, "cond_dim": 16, "text_queries": 2,
                       "channels": [16, 8], "refine": [0], "groups": 4},
         "discriminator": {"image_size": 16, "cond_dim": 16, "text_queries": 2, "channels": [8, 16],
-                          "feature_dim": 16},
+                          "feature_dim": 16, "mbstd_group": 4},
     },
 }
 

@@ -317,3 +317,59 @@ def validate(n_random: int = 300, size: int = 128, seed: int = 0) -> dict:
             "faces": float(np.mean([r["all"] for r in faces])),
             "faces_skin_tone": float(np.mean([r["skin_tone"] for r in faces if r["skin_tone"] is not None])),
             "rejection": rejection, "degraded": degraded}
+
+
+# --------------------------------------------------------------------------- training metrics
+
+SCORE_SIDE = 128  # images are scored at this side (the evaluator's validated size; smaller ones bilinearly up)
+
+
+def faithfulness_metrics(images_u8, scenes) -> dict:
+    """The headline figures of an emoji model's card, from uint8 (H, W, 3) images and their scenes.
+
+    Images smaller than :data:`SCORE_SIDE` are scaled up bilinearly first (a 64 px model's
+    output, as the Generate tab shows it). Returns ``{"single_emoji", "single_background",
+    "single_all", "relation_all", "faces_emoji_tone", "all", "checks", "kinds"}``: the goals'
+    rates (None where the set has no such scene), every check's rate and each kind's
+    all-right rate. Raises GenimgError for a caption outside the emoji world.
+    """
+    from genimg.emoji.vocabulary import faces
+
+    face_chars = {e.char for e in faces()}
+    rows = []
+    for image, scene in zip(images_u8, scenes):
+        im = Image.fromarray(np.asarray(image, dtype=np.uint8))
+        if im.width < SCORE_SIDE:
+            im = im.resize((SCORE_SIDE, SCORE_SIDE), Image.Resampling.BILINEAR)
+        rows.append((scene, score_detection(detect(im), parse_prompt(scene.caption))))
+
+    def rate(values):  # over the images where the check applies (None: the caption does not ask it)
+        values = [bool(v) for v in values if v is not None]
+        return float(np.mean(values)) if values else None
+
+    singles = [r for s, r in rows if s.kind == "single"]
+    faces_rows = [r for s, r in rows if s.kind == "single" and s.objects[0].char in face_chars]
+    return {
+        "single_emoji": rate(r["emoji"] for r in singles),
+        "single_background": rate(r["background"] for r in singles),
+        "single_all": rate(r["all"] for r in singles),
+        "relation_all": rate(r["all"] for s, r in rows if s.kind == "relation"),
+        "faces_emoji_tone": rate(bool(r["emoji"]) and r["skin_tone"] is not False for r in faces_rows),
+        "all": rate(r["all"] for _, r in rows),
+        "checks": _rates([r for _, r in rows]),
+        "kinds": {k: _rates([r for s, r in rows if s.kind == k])["all"] for k in KINDS if any(s.kind == k for s, _ in rows)},
+    }
+
+
+def training_scenes(per_kind: int = 24, singles_every: int = 4) -> list[Scene]:
+    """A stratified part of :func:`eval_prompt_set` for evaluations during training (the whole set is 687
+    prompts): every ``singles_every``-th single emoji (all subgroups, faces included) and the first
+    ``per_kind`` position, count and relation scenes."""
+    from genimg.emoji.grammar import eval_prompt_set
+
+    scenes = eval_prompt_set()
+    singles = [s for s in scenes if s.kind == "single"]
+    out = singles[::singles_every]
+    for kind in ("position", "count", "relation"):
+        out += [s for s in scenes if s.kind == kind][:per_kind]
+    return out

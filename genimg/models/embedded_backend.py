@@ -61,7 +61,7 @@ def availability(spec: ModelSpec) -> tuple[bool, str]:
     folder = spec.local_path() or Path(spec.source)
     if not folder.is_dir() or not any(folder.rglob("*.safetensors")):
         return False, (f"no trained weights in {folder}: train and export them with "
-                       f"`python -m genimg train {spec.options.get('kind')}`")
+                       f"`python -m genimg train {spec.options.get('train', spec.options.get('kind'))}`")
     try:
         from genimg.embedded.text import minilm_path
 

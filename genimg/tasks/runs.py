@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from genimg.training.runs import list_runs, run_view
+from genimg.training.runs import HEADLINE_LABELS, SUMMARY_METRICS, list_runs, run_view
 
-TABLE_COLUMNS = ["run", "model", "status", "step", "colour+bg+shape", "relation", "diversity", "alarms", "updated",
+TABLE_COLUMNS = ["run", "model", "status", "step", "faithfulness", "measured as", "diversity", "alarms", "updated",
                  "folder"]
-EVAL_SERIES = ("single_colour_bg", "single_colour_bg_shape", "relation", "all", "diversity")
+EVAL_SERIES = SUMMARY_METRICS
 
 
 def _round(value: Any) -> Any:
@@ -27,8 +27,9 @@ def runs_table() -> tuple[list[list[Any]], list[tuple[str, str]]]:
     rows, choices = [], []
     for run in list_runs():
         ev = run.get("eval", {})
+        headline = run.get("headline") or "single_colour_bg_shape"
         rows.append([run.get("name"), run.get("model"), run.get("status") if run["exists"] else "folder gone",
-                     run.get("step"), _round(ev.get("single_colour_bg_shape")), _round(ev.get("relation")),
+                     run.get("step"), _round(ev.get(headline)), HEADLINE_LABELS.get(headline, headline),
                      _round(ev.get("diversity")), run.get("alerts", 0), run.get("updated"), run["dir"]])
         if run["exists"]:
             choices.append((f"{run.get('name')} ({run.get('model')}, {run.get('status')})", run["dir"]))

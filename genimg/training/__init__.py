@@ -4,7 +4,8 @@
   in (resume, checkpoints, evaluation cadence, logging, final checkpoint, export hook), and
   the :class:`~genimg.training.loop.Trainer` contract (setup, step, evaluate, export);
 - trainers, each registered by model name for ``python -m genimg train <model>``:
-  :mod:`~genimg.training.diffusion`, :mod:`~genimg.training.fewstep` (distillation),
+  :mod:`~genimg.training.diffusion` and :mod:`~genimg.training.emoji` (one recipe, two worlds:
+  :mod:`~genimg.training.worlds`), :mod:`~genimg.training.fewstep` (distillation),
   :mod:`~genimg.training.gan` and :mod:`~genimg.training.vae` (sharing
   :mod:`~genimg.training.onestep`), :mod:`~genimg.training.dae` (the restoration denoiser);
 - shared helpers: :mod:`~genimg.training.data` (scene data, caption states),
@@ -15,7 +16,7 @@
 Importing this package registers every trainer in :data:`TRAINERS`.
 """
 
-from genimg.training import dae, diffusion, fewstep, gan, vae  # noqa: F401  (each registers its trainer)
+from genimg.training import dae, diffusion, emoji, fewstep, gan, vae  # noqa: F401  (each registers its trainer)
 from genimg.training.registry import TRAINERS
 
 __all__ = ["TRAINERS"]

@@ -103,22 +103,24 @@ def encode_latents(vae, images: np.ndarray, path: Path, log=print, bs: int = 256
 
 
 @torch.no_grad()
-def vae_reconstruction_metrics(vae, size: int, log=print) -> dict:
-    """Evaluator scores of the evaluation set's ground-truth renders at ``size`` px vs their reconstructions.
+def vae_reconstruction_metrics(vae, size: int, log=print, world: str = "shapes") -> dict:
+    """Evaluator scores of the evaluation scenes' ground truth at ``size`` px vs their reconstructions.
 
-    Returns ``{"truth", "reconstruction", "l1"}``: faithfulness metrics of both and the mean
+    Returns ``{"truth", "reconstruction", "l1"}``: the ``world``'s metrics of both and the mean
     absolute pixel error (0..1): what the latent space costs before any diffusion.
     """
-    from genimg.scenes.evaluator import faithfulness_metrics
-    from genimg.scenes.grammar import eval_prompt_set, render
+    from genimg.training.worlds import get_world
 
-    scenes = eval_prompt_set()
-    truth = np.stack([np.asarray(render(sc, size)) for sc in scenes])
-    rec = vae.decode(vae.encode(to_unit(truth)).latent_dist.mean).sample
+    w = get_world(world)
+    scenes = w.eval_scenes()
+    truth = w.render_scenes(scenes, size)
+    with torch.no_grad():
+        rec = torch.cat([vae.decode(vae.encode(to_unit(truth[i:i + 64])).latent_dist.mean).sample
+                         for i in range(0, len(truth), 64)])
     rec_u8 = np.clip(np.rint((rec.permute(0, 2, 3, 1).numpy() + 1) * 127.5), 0, 255).astype(np.uint8)
-    metrics = {"truth": faithfulness_metrics(list(truth), scenes),
-               "reconstruction": faithfulness_metrics(list(rec_u8), scenes),
+    metrics = {"truth": w.score(list(truth), scenes), "reconstruction": w.score(list(rec_u8), scenes),
                "l1": float(np.abs(rec_u8.astype(np.float32) - truth).mean() / 255)}
     log(f"vae: reconstruction all {metrics['reconstruction']['all']:.3f} (truth {metrics['truth']['all']:.3f}), "
-        f"shape {metrics['reconstruction']['checks']['shape']:.3f}, l1 {metrics['l1']:.4f}")
+        f"checks {json.dumps({k: round(v, 3) for k, v in metrics['reconstruction']['checks'].items()})}, "
+        f"l1 {metrics['l1']:.4f}")
     return metrics

@@ -20,23 +20,25 @@ from genimg.errors import GenimgError
 from genimg.training.checkpoints import write_json
 
 
-def prepare_data(data_dir: Path, n: int, seed: int, size: int, log=print):
-    """Render ``n`` grammar scenes from ``seed`` at ``size`` px, cached under ``data_dir``.
+def prepare_data(data_dir: Path, n: int, seed: int, size: int, log=print, world: str = "shapes"):
+    """Render ``n`` scenes of ``world`` (:mod:`genimg.training.worlds`) from ``seed`` at ``size`` px, cached
+    under ``data_dir``.
 
-    Returns (uint8 images (n, size, size, 3), captions).
+    Returns (uint8 images (n, size, size, 3), captions). Raises GenimgError for an unknown world.
     """
-    from genimg.scenes.grammar import make_dataset
+    from genimg.training.worlds import get_world
 
+    w = get_world(world)
     data_dir.mkdir(parents=True, exist_ok=True)
-    img_path = data_dir / f"images_{n}_{seed}_{size}.npy"
-    cap_path = data_dir / f"captions_{n}_{seed}_{size}.json"
+    img_path = data_dir / f"{w.data_tag}images_{n}_{seed}_{size}.npy"
+    cap_path = data_dir / f"{w.data_tag}captions_{n}_{seed}_{size}.json"
     if img_path.exists() and cap_path.exists():
         return np.load(img_path), json.loads(cap_path.read_text())
     t0 = time.time()
-    images, captions = make_dataset(n, seed, size)
+    images, captions = w.make_dataset(n, seed, size)
     np.save(img_path, images)
     write_json(cap_path, captions)
-    log(f"data: {n} scenes at {size}px in {time.time() - t0:.0f}s")
+    log(f"data: {n} {world} scenes at {size}px in {time.time() - t0:.0f}s")
     return images, captions
 
 

@@ -59,8 +59,13 @@ class DiffusionTrainer(Trainer):
                  size: int | None = None, config="default", eval_every: int = 1000, eval_minutes: float = 15.0,
                  ckpt_minutes: float = 5.0, n_data: int = 40000, vae_steps: int = 4000, vae_lr: float = 2e-3,
                  eval_seeds=(0, 1), eval_steps: int = 20, guidance: float = 4.0, eval_limit: int | None = None,
-                 caption_dropout: float = 0.1, snr_gamma: float = 5.0, warmup: int = 300, threads="auto", log=print):
+                 caption_dropout: float = 0.1, snr_gamma: float = 5.0, warmup: int = 300, threads="auto",
+                 world: str = "shapes", log=print):
         from genimg.embedded.diffusion import model_config
+        from genimg.training.worlds import get_world
+
+        self.world = get_world(world)
+        self.best_metric = self.world.best_metric
 
         self.cfg = model_config(config)
         self.cfg_name = config if isinstance(config, str) else "custom"
@@ -85,20 +90,21 @@ class DiffusionTrainer(Trainer):
         self.out_dir = out_dir
         write_json(out_dir / "train_config.json", {
             "config": self.cfg_name, "model": cfg, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
-            "seed": seed, "size": size, "n_data": self.n_data, "vae_steps": self.vae_steps,
+            "seed": seed, "size": size, "n_data": self.n_data, "vae_steps": self.vae_steps, "world": self.world.name,
             "caption_dropout": self.caption_dropout, "snr_gamma": self.snr_gamma,
             "loss_weight": "min(snr+1, gamma)/(snr+1) on the v-loss", "warmup": self.warmup,
             "eval_seeds": list(self.eval_seeds), "eval_steps": self.eval_steps, "guidance": self.guidance})
         data_dir = out_dir / "data"
-        images, captions = prepare_data(data_dir, self.n_data, seed, size, log=log)
+        images, captions = prepare_data(data_dir, self.n_data, seed, size, log=log, world=self.world.name)
         self.te, self.tok = load_text_encoder()
-        tag = f"{self.n_data}_{seed}_{size}"
+        tag = f"{self.world.data_tag}{self.n_data}_{seed}_{size}"
         states_np, mask_np, pooled_np = encode_captions(data_dir, captions, tag, (self.te, self.tok), log=log)
         if cfg.get("vae") is not None:
             vae = train_autoencoder(out_dir / "vae", cfg, images, steps=self.vae_steps, batch_size=16, lr=self.vae_lr,
                                     seed=seed, log=log)
             if self.evaluates and not (out_dir / "vae_recon.json").exists():
-                write_json(out_dir / "vae_recon.json", vae_reconstruction_metrics(vae, size, log=log))
+                write_json(out_dir / "vae_recon.json", vae_reconstruction_metrics(vae, size, log=log,
+                                                                                  world=self.world.name))
             lat_t = torch.from_numpy(encode_latents(vae, images, data_dir / f"latents_{tag}.npy", log=log))
             shift = float(lat_t.float().mean())
             scale = float(1.0 / lat_t.float().std())
@@ -179,8 +185,6 @@ class DiffusionTrainer(Trainer):
         return {"n_params": self.n_params, "config": self.cfg_name, "seed": self.seed, "batch_size": self.batch_size,
                 "lr": self.lr, "n_data": self.n_data, "size": self.size}
 
-    best_metric = ("single_colour_bg_shape", "max")
-
     def _eval_pipeline(self):
         from genimg.embedded.diffusion import build_pipeline
 
@@ -189,18 +193,18 @@ class DiffusionTrainer(Trainer):
 
     def samples(self):
         """A grid of the EMA weights' images (fixed prompts across, seeds down) for the trackers."""
-        grid = sample_grid(self._eval_pipeline(), steps=self.eval_steps, guidance=self.guidance)
+        grid = sample_grid(self._eval_pipeline(), prompts=self.world.sample_prompts, steps=self.eval_steps,
+                           guidance=self.guidance)
         self.unet.train()
         return grid
 
     def evaluate(self) -> dict[str, Any]:
-        """Faithfulness of the EMA weights, sampled with DPM-Solver++ at the run's guidance."""
-        from genimg.scenes.grammar import eval_prompt_set
-
+        """Faithfulness of the EMA weights, sampled with DPM-Solver++ at the run's guidance, scored by the world's
+        evaluator on its evaluation scenes."""
         pipe = self._eval_pipeline()
-        scenes = eval_prompt_set()[:self.eval_limit] if self.eval_limit else None
+        scenes = self.world.eval_scenes()[:self.eval_limit] if self.eval_limit else None
         metrics = evaluate_pipeline(pipe, seeds=self.eval_seeds, steps=self.eval_steps, guidance=self.guidance,
-                                    scenes=scenes)
+                                    scenes=scenes, world=self.world.name)
         self.unet.train()
         return metrics
 
@@ -276,6 +280,10 @@ def export(checkpoint, assets_dir=DEFAULT_ASSETS, *, fp16: bool = True, schedule
                          f"DPM-Solver++ steps, guidance {train_cfg['guidance']}, EMA weights",
         "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+    if train_cfg.get("world", "shapes") == "emoji":
+        from genimg.training.emoji import emoji_card
+
+        card_data.update(emoji_card(train_cfg))
     card_data.update(card or {})
     write_json(tmp / "model_card.json", card_data)
     shutil.rmtree(assets_dir, ignore_errors=True)
@@ -285,15 +293,16 @@ def export(checkpoint, assets_dir=DEFAULT_ASSETS, *, fp16: bool = True, schedule
     return assets_dir
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m genimg train diffusion")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+def _parser(prog: str = "python -m genimg train diffusion", out: Path = DEFAULT_OUT, assets: Path = DEFAULT_ASSETS,
+            config: str = "default") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog)
+    p.add_argument("--out", type=Path, default=out)
     p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=None)
-    p.add_argument("--config", default="default")
+    p.add_argument("--config", default=config)
     p.add_argument("--eval-every", type=int, default=1000, help="evaluate every N steps (or --eval-minutes)")
     p.add_argument("--eval-minutes", type=float, default=15.0)
     p.add_argument("--ckpt-minutes", type=float, default=5.0)
@@ -302,9 +311,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", default="auto", help="torch threads: a number, or auto (1 or 2, measured)")
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--export", action="store_true", help="export the final checkpoint to --assets")
+    p.add_argument("--export-best", action="store_true",
+                   help="with --export: export the best checkpoint by evaluation instead of the last")
     p.add_argument("--export-only", action="store_true", help="only export (latest checkpoint of --out)")
     p.add_argument("--checkpoint", type=Path, default=None)
-    p.add_argument("--assets", type=Path, default=DEFAULT_ASSETS)
+    p.add_argument("--assets", type=Path, default=assets)
     return p
 
 
@@ -315,11 +326,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     Returns the run's summary (checkpoint, steps, train_seconds, and assets when exported),
     or {"assets"} with ``--export-only``. Raises GenimgError for a user error.
     """
-    args = _parser().parse_args(argv)
+    return run_cli(argv)
+
+
+def run_cli(argv: list[str] | None, world: str = "shapes", prog: str = "python -m genimg train diffusion",
+            out: Path = DEFAULT_OUT, assets: Path = DEFAULT_ASSETS, config: str = "default") -> dict[str, Any]:
+    """The command line of a latent-diffusion trainer of ``world`` (``train diffusion``, ``train emoji``):
+    parse ``argv`` with these defaults, train (resumably), export with ``--export``; returns the summary."""
+    args = _parser(prog, out, assets, config).parse_args(argv)
     if args.export_only:
         return {"assets": str(export(args.checkpoint or args.out, args.assets))}
     trainer = DiffusionTrainer(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, size=args.size,
                                config=args.config, eval_every=args.eval_every, eval_minutes=args.eval_minutes,
                                ckpt_minutes=args.ckpt_minutes, n_data=args.n_data, vae_steps=args.vae_steps,
-                               threads=args.threads if args.threads == "auto" else int(args.threads))
-    return fit(trainer, args.out, resume=not args.no_resume, export_to=args.assets if args.export else None).summary()
+                               threads=args.threads if args.threads == "auto" else int(args.threads), world=world)
+    return fit(trainer, args.out, resume=not args.no_resume, export_to=args.assets if args.export else None,
+               export_best=args.export_best).summary()

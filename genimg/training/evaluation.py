@@ -11,20 +11,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from genimg.training.worlds import SHAPES_SAMPLE_PROMPTS
+
 
 @torch.no_grad()
 def evaluate_pipeline(pipe, seeds=(0, 1), steps: int = 20, guidance: float = 4.0, batch: int = 32,
-                      scenes=None) -> dict:
-    """Faithfulness metrics of ``pipe`` on ``scenes`` (default: the grammar's evaluation set) x ``seeds``.
+                      scenes=None, world: str = "shapes") -> dict:
+    """Faithfulness metrics of ``pipe`` on ``scenes`` (default: the world's evaluation set) x ``seeds``.
 
     ``steps`` / ``guidance`` are passed to the pipeline (``num_inference_steps``,
-    ``guidance_scale``), ``batch`` images per call. Returns
-    :func:`~genimg.scenes.evaluator.faithfulness_metrics`'s dict.
+    ``guidance_scale``), ``batch`` images per call. Returns the ``world``'s scores
+    (:mod:`genimg.training.worlds`; for shapes :func:`~genimg.scenes.evaluator.faithfulness_metrics`).
     """
-    from genimg.scenes.evaluator import faithfulness_metrics
-    from genimg.scenes.grammar import eval_prompt_set
+    from genimg.training.worlds import get_world
 
-    scenes = list(scenes or eval_prompt_set())
+    w = get_world(world)
+    scenes = list(scenes or w.eval_scenes())
     jobs = [(sc, s) for s in seeds for sc in scenes]
     images = []
     for i in range(0, len(jobs), batch):
@@ -33,13 +35,11 @@ def evaluate_pipeline(pipe, seeds=(0, 1), steps: int = 20, guidance: float = 4.0
         out = pipe([sc.caption for sc, _ in part], num_inference_steps=steps, guidance_scale=guidance,
                    generator=gens, output_type="np").images
         images.extend(np.clip(np.rint(np.asarray(out) * 255.0), 0, 255).astype(np.uint8))
-    return faithfulness_metrics(images, [sc for sc, _ in jobs])
+    return w.score(images, [sc for sc, _ in jobs])
 
 
 # Fixed prompts for sample grids and the mode-collapse check: one per kind of scene the grammar draws.
-SAMPLE_PROMPTS = ("a large red circle on a white background", "a small blue square on a yellow background",
-                  "two green triangles on a black background", "a purple star to the left of an orange circle "
-                  "on a white background")
+SAMPLE_PROMPTS = SHAPES_SAMPLE_PROMPTS
 
 
 @torch.no_grad()

@@ -5,6 +5,17 @@ The discriminator also sees real images with another sample's caption as fakes
 (``mismatch_weight``; "matching-aware" D, Reed et al. 2016), which teaches it - and so the
 generator - to check the caption, not only realism. Data, cadence, evaluation and export
 are the one-step models' (:mod:`genimg.training.onestep`).
+
+Against the collapse and the shapeless blobs of the first recipe (one image for every z,
+shape right 0.00), measured per checkpoint (docs/training.md):
+
+* ``hard_negatives``: that share of the mismatched captions is a *hard* one - a caption of
+  the same scene but other shapes (same colours, background, counts, layout). Random
+  mismatches almost always differ in colour or background, so D never had to look at shape.
+* ``mode_seeking``: MSGAN's term (Mao et al. 2019): two z for one caption, the generator
+  is penalised by 1 / (image distance / z distance), so it cannot ignore z.
+* the discriminator's minibatch standard deviation (config ``mbstd_group``).
+* ``r1_gamma``: lazy R1 gradient penalty on real images every ``r1_every`` steps (0: off).
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from genimg.training.checkpoints import load_optimizer_tensors, load_tensors, optimizer_tensors
+from genimg.training.data import unit_batch
 from genimg.training.ema import EMA
 from genimg.training.loop import fit
 from genimg.training.onestep import DATA_DIR, DEFAULTS, OneStepTrainer, run_cli
@@ -29,17 +41,39 @@ class GanTrainer(OneStepTrainer):
 
     def __init__(self, *, steps: int = DEFAULTS["gan"]["steps"], batch_size: int = DEFAULTS["gan"]["batch_size"],
                  lr: float = DEFAULTS["gan"]["lr"], seed: int = 0, config="default", n_data: int = 40000,
-                 data_dir=DATA_DIR, mismatch_weight: float = 0.5, ema_decay: float = 0.999,
+                 data_dir=DATA_DIR, mismatch_weight: float = 0.5, hard_negatives: float = 0.5,
+                 mode_seeking: float = 1.0, r1_gamma: float = 0.0, r1_every: int = 4, ema_decay: float = 0.999,
                  eval_minutes: float = 10.0, eval_every: int = 0, eval_seeds=(0, 1), ckpt_minutes: float = 5.0,
                  threads: int = 1, log=print):
         from genimg.embedded.gan import gan_config
 
         arch = gan_config(config)
-        super().__init__(arch, config, int(arch["generator"]["image_size"]), {"mismatch_weight": mismatch_weight},
+        extra = {"mismatch_weight": mismatch_weight, "hard_negatives": hard_negatives, "mode_seeking": mode_seeking,
+                 "r1_gamma": r1_gamma, "r1_every": r1_every}
+        super().__init__(arch, config, int(arch["generator"]["image_size"]), extra,
                          steps=steps, batch_size=batch_size, lr=lr, seed=seed, n_data=n_data, data_dir=data_dir,
                          ema_decay=ema_decay, eval_minutes=eval_minutes, eval_every=eval_every,
                          eval_seeds=eval_seeds, ckpt_minutes=ckpt_minutes, threads=threads, log=log)
-        self.mismatch_weight = mismatch_weight
+        self.mismatch_weight, self.hard_negatives, self.mode_seeking = mismatch_weight, hard_negatives, mode_seeking
+        self.r1_gamma, self.r1_every = r1_gamma, max(1, int(r1_every))
+
+    # Options of `python -m genimg train gan` beyond the shared ones: name -> (type, help).
+    cli_options = {
+        "mismatch_weight": (float, "weight of real images with a wrong caption among D's negatives"),
+        "hard_negatives": (float, "share of those wrong captions that differ only in shape"),
+        "mode_seeking": (float, "weight of the mode-seeking term (0: off)"),
+        "r1_gamma": (float, "R1 penalty on real images (0: off)"),
+        "r1_every": (int, "apply R1 every this many steps (lazy regularisation)"),
+    }
+
+    def setup(self, out_dir: Path, resume_from: Path | None) -> None:
+        """The shared setup, then the hard-negative groups of the training captions."""
+        super().setup(out_dir, resume_from)
+        if self.hard_negatives > 0:
+            from genimg.training.data import prepare_data
+
+            _, captions = prepare_data(Path(self.data_dir), self.n_data, self.seed, 64, log=self.log)
+            self.negative_groups, self.shapes = shape_negative_groups(captions)
 
     def build(self) -> None:
         """G, D, the EMA of G and one Adam per network (betas 0, 0.99)."""
@@ -65,23 +99,43 @@ class GanTrainer(OneStepTrainer):
     def step(self, step: int) -> dict[str, float]:
         """One D step (hinge on real, fake and mismatched pairs), then one G step; returns the losses."""
         G, D, g, batch_size, mismatch_weight = self.G, self.D, self.g, self.batch_size, self.mismatch_weight
-        x, s, m, p = self.batch(step)
+        x, s_all, m_all, p_all = self.batch(step)
+        s, m, p = s_all[:batch_size], m_all[:batch_size], p_all[:batch_size]
         z_dim = G.config.z_dim
-        # Another sample's caption for each real image (a shift within the batch).
-        perm = torch.roll(torch.arange(batch_size), 1)
+        perm = self._mismatch_rows  # the row of (s_all, m_all, p_all) whose caption each real image gets as a wrong pair
         with torch.no_grad():
             fake = G(torch.randn(batch_size, z_dim, generator=g), s, m, p)
+        r1_step = self.r1_gamma > 0 and step % self.r1_every == 0
+        if r1_step:
+            x.requires_grad_(True)
         d_real = D(x, s, m, p)
         d_fake = D(fake, s, m, p)
-        d_mis = D(x, s[perm], m[perm], p[perm]) if mismatch_weight > 0 else d_fake.new_zeros(1)
+        d_mis = D(x, s_all[perm], m_all[perm], p_all[perm]) if mismatch_weight > 0 else d_fake.new_zeros(1)
         loss_d = (F.relu(1 - d_real).mean() + (1 - mismatch_weight) * F.relu(1 + d_fake).mean()
                   + mismatch_weight * F.relu(1 + d_mis).mean())
+        r1 = torch.zeros(())
+        if r1_step:
+            (grad,) = torch.autograd.grad(d_real.sum(), x, create_graph=True)
+            r1 = grad.pow(2).sum(dim=(1, 2, 3)).mean()
+            loss_d = loss_d + 0.5 * self.r1_gamma * self.r1_every * r1
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
-        # Non-saturating hinge generator loss.
-        fake = G(torch.randn(batch_size, z_dim, generator=g), s, m, p)
+        # Non-saturating hinge generator loss. With mode seeking, the second half of the batch repeats the first
+        # half's captions with other z, and the pairs' image distance per z distance is pushed up.
+        half = batch_size // 2
+        rows = torch.cat([torch.arange(half), torch.arange(half)]) if self.mode_seeking > 0 and half else \
+            torch.arange(batch_size)
+        s, m, p = s[rows], m[rows], p[rows]
+        z = torch.randn(len(rows), z_dim, generator=g)
+        fake = G(z, s, m, p)
         loss_g = -D(fake, s, m, p).mean()
+        ms = torch.zeros(())
+        if self.mode_seeking > 0 and half:
+            ratio = ((fake[:half] - fake[half:]).abs().mean(dim=(1, 2, 3))
+                     / (z[:half] - z[half:]).abs().mean(dim=1)).mean()
+            ms = 1.0 / (ratio + 1e-5)
+            loss_g = loss_g + self.mode_seeking * ms
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -90,7 +144,35 @@ class GanTrainer(OneStepTrainer):
         # wins outright (G's gradients vanish), one of the roads to collapse.
         return {"d": loss_d.item(), "g": loss_g.item(), "d_real": d_real.mean().item(),
                 "d_fake": d_fake.mean().item(), "d_mismatch": d_mis.mean().item(),
-                "d_margin": (d_real.mean() - d_fake.mean()).item()}
+                "d_margin": (d_real.mean() - d_fake.mean()).item(), "mode_seeking": ms.item(), "r1": r1.item()}
+
+    def batch(self, step: int):
+        """The shared batch, plus the wrong caption pairs of the matching-aware discriminator.
+
+        Sets ``_mismatch_rows``: for each image, the row whose caption it is shown with as a wrong pair -
+        the next row (a shift within the batch), or, for a ``hard_negatives`` share of the images, a
+        training caption that differs from its own only in shape (same colours, background, counts,
+        layout), appended to the returned caption tensors after the batch's own rows.
+        """
+        x, s, m, p = super().batch(step)
+        n = self.batch_size
+        rows = torch.roll(torch.arange(n), 1)
+        if self.hard_negatives > 0:
+            idx = self._batch_idx
+            gen = torch.Generator().manual_seed(self.seed * 7_919 + step)
+            extra = []
+            for i in range(n):
+                if torch.rand((), generator=gen).item() >= self.hard_negatives:
+                    continue
+                j = hard_negative(int(idx[i]), self.negative_groups, self.shapes, gen)
+                if j is not None:
+                    rows[i] = n + len(extra)
+                    extra.append(j)
+            if extra:
+                _, s2, m2, p2 = unit_batch(self.data, torch.tensor(extra))
+                s, m, p = torch.cat([s, s2]), torch.cat([m, m2]), torch.cat([p, p2])
+        self._mismatch_rows = rows
+        return x, s, m, p
 
     def checkpoint_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
         """G, D, the EMA of G and both optimizers' moments."""
@@ -108,6 +190,41 @@ class GanTrainer(OneStepTrainer):
     def state(self) -> dict[str, Any]:
         """Parameter counts and the seed, for the model card."""
         return {"g_params": self.g_params, "d_params": self.d_params, "seed": self.seed}
+
+
+def shape_negative_groups(captions) -> tuple[list[list[int]], list[tuple]]:
+    """Group training captions by everything but their shapes, for hard negatives.
+
+    Returns (for each caption the list of indices of its group, for each caption its shapes).
+    Captions the scene parser cannot read get a group of their own (no hard negative).
+    """
+    from genimg.errors import GenimgError
+    from genimg.scenes.prompts import parse_prompt
+
+    groups: dict[tuple, list[int]] = {}
+    keys, shapes = [], []
+    for i, caption in enumerate(captions):
+        try:
+            spec = parse_prompt(caption)
+        except GenimgError:
+            keys.append(("unparsed", i))
+            shapes.append(())
+        else:
+            keys.append((spec.kind, spec.background, spec.position, spec.relation,
+                         tuple((o.colour, o.size, o.count) for o in spec.objects)))
+            shapes.append(tuple(o.shape for o in spec.objects))
+        groups.setdefault(keys[-1], []).append(i)
+    return [groups[k] for k in keys], shapes
+
+
+def hard_negative(i: int, groups, shapes, gen: torch.Generator, tries: int = 8) -> int | None:
+    """A random caption index of ``i``'s group with other shapes than ``i``'s, or None (``tries`` draws)."""
+    group = groups[i]
+    for _ in range(tries if len(group) > 1 else 0):
+        j = group[int(torch.randint(len(group), (1,), generator=gen))]
+        if shapes[j] != shapes[i]:
+            return j
+    return None
 
 
 def train_gan(out_dir=DEFAULTS["gan"]["out"], *, resume: bool = True, **options) -> Path:

@@ -36,7 +36,7 @@ import torch
 
 from genimg.training.checkpoints import (append_eval, latest_checkpoint, read_state, remove_checkpoints,
                                          save_checkpoint)
-from genimg.training.runs import record_run
+from genimg.training.runs import record_run, this_host
 from genimg.training.threads import ThreadTuner
 from genimg.training.tracking import RunLog, flatten_numbers, open_run
 
@@ -235,7 +235,8 @@ def fit(trainer: Trainer, out_dir: Path | str, *, resume: bool = True, export_to
     config = json.loads(config_file.read_text()) if config_file.exists() else {}
     name = run_name(trainer.name or "run", out_dir)
     track: RunLog = open_run(out_dir, name, config, say=log)
-    record_run(out_dir, model=trainer.name, name=name, status="running", pid=os.getpid(), steps_planned=cadence.steps)
+    record_run(out_dir, model=trainer.name, name=name, status="running", pid=os.getpid(), host=this_host(),
+               steps_planned=cadence.steps, headline=trainer.best_metric[0] if trainer.best_metric else None)
     best_file = out_dir / "best" / "best.json"
     best_value = json.loads(best_file.read_text())["value"] if resume and best_file.exists() else None
     if best_value is not None:

@@ -97,7 +97,11 @@ class OneStepTrainer(Trainer):
         """Step ``step``'s batch: (images in [-1, 1], states, mask, pooled); seeds ``self.g`` for the step."""
         self.g.manual_seed(self.seed * 1_000_003 + step)
         idx = torch.randint(0, len(self.data[0]), (self.batch_size,), generator=self.g)
+        self._batch_idx = idx
         return unit_batch(self.data, idx)
+
+    # The trainer's own options of `python -m genimg train <name>`: keyword -> (type, help); None keeps the default.
+    cli_options: dict[str, tuple[type, str]] = {}
 
     # The best checkpoint is the one that draws what it is asked (colour, background and shape right).
     best_metric = ("single_colour_bg_shape", "max")
@@ -300,9 +304,12 @@ def record_measurements(assets_dir, model: str, log=print) -> dict:
 # --------------------------------------------------------------------------- CLI
 
 
-def _parser(model: str) -> argparse.ArgumentParser:
+def _parser(trainer_class: type[OneStepTrainer]) -> argparse.ArgumentParser:
+    model = trainer_class.name
     d = DEFAULTS[model]
     p = argparse.ArgumentParser(prog=f"python -m genimg train {model}")
+    for name, (kind, help_text) in trainer_class.cli_options.items():
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=help_text)
     p.add_argument("--out", type=Path, default=d["out"])
     p.add_argument("--steps", type=int, default=d["steps"])
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
@@ -335,14 +342,16 @@ def run_cli(trainer_class: type[OneStepTrainer], argv: list[str] | None) -> dict
     Raises GenimgError for a user error.
     """
     model = trainer_class.name
-    args = _parser(model).parse_args(argv)
+    args = _parser(trainer_class).parse_args(argv)
     if args.export_only:
         folder = export(args.checkpoint or args.out, model, args.assets)
         return {"assets": str(folder), "measured": record_measurements(folder, model)}
     trainer = trainer_class(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             config=args.config, n_data=args.n_data, data_dir=args.data_dir,
                             eval_minutes=args.eval_minutes, eval_every=args.eval_every, ckpt_minutes=args.ckpt_minutes,
-                            threads=args.threads)
+                            threads=args.threads,
+                            **{name: getattr(args, name) for name in trainer_class.cli_options
+                               if getattr(args, name) is not None})
     trainer.collapse_threshold = args.collapse_threshold
     return fit(trainer, args.out, resume=not args.no_resume, export_to=None if args.no_export else args.assets,
                export_best=args.export_best).summary()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import socket
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,12 +78,34 @@ def run_view(run_dir: Path | str) -> dict[str, Any]:
             "config": json.loads(config.read_text()) if config.exists() else None}
 
 
+# The evaluation figures a run's summary keeps: the shapes world's, then the emoji world's headline rates.
+SUMMARY_METRICS = ("single_colour_bg", "single_colour_bg_shape", "relation", "all", "diversity",
+                   "single_emoji", "single_background", "relation_all", "faces_emoji_tone")
+# Readable names of the metrics that pick a run's best checkpoint (its "headline").
+HEADLINE_LABELS = {"single_colour_bg_shape": "colour+bg+shape", "single_emoji": "right emoji"}
+
+
+def this_host() -> str:
+    """The machine name recorded with a run's process id."""
+    return socket.gethostname()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 def last_metrics(view: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers of a run: its last step, losses and evaluation (faithfulness, diversity)."""
     with_losses = [row for row in view["scalars"] if any(k.startswith("loss/") for k in row)]
     last_scalars = with_losses[-1] if with_losses else {}
     last_eval = view["evals"][-1] if view["evals"] else {}
-    keep = ("single_colour_bg", "single_colour_bg_shape", "relation", "all", "diversity")
+    keep = SUMMARY_METRICS
     steps = [row.get("step", 0) for row in view["scalars"][-1:] + view["evals"][-1:]]
     return {"step": max(steps, default=0),
             "losses": {k.removeprefix("loss/"): v for k, v in last_scalars.items() if k.startswith("loss/")},
@@ -96,6 +119,12 @@ def list_runs() -> list[dict[str, Any]]:
     rows = []
     for run_dir, entry in index.items():
         row = {"dir": run_dir, **entry, "exists": Path(run_dir).is_dir()}
+        # A trainer killed outright (SIGKILL, a lost machine) cannot say it stopped: a "running" run whose
+        # process is gone from this machine is shown as stopped.
+        if (row.get("status") == "running" and row.get("pid") and row.get("host") == this_host()
+                and not _alive(int(row["pid"]))):
+            row["status"] = "stopped"
+        row.setdefault("headline", "single_colour_bg_shape")
         if row["exists"]:
             view = run_view(run_dir)
             row.update(last_metrics(view), alerts=len(view["alerts"]),

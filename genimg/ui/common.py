@@ -101,6 +101,35 @@ def example_prompts(pool: Any, model_ids: Any) -> list[list[str]]:
     return [["a lighthouse at dusk, oil painting"], ["a red fox in the snow, photograph"]]
 
 
+def featured_examples(pool: Any, model_id: str | None, per_other: int = 2) -> list[list[str]]:
+    """Generate's clickable examples as ``[prompt, model id]`` rows: the chosen model's own examples, then
+    ``per_other`` of each other available model whose prompt domain differs (so another world - the
+    emoji model beside the shapes models - is one click away, model included)."""
+    from genimg.domains import domain_of
+
+    rows = [[p[0], model_id or ""] for p in example_prompts(pool, model_id)]
+    own = {d.id for d in _domains(pool, model_id)}
+    for spec in pool.catalog.values():
+        domain = domain_of(spec)
+        if domain is None or domain.id in own or "text-to-image" not in spec.tasks or not pool.availability(spec.id)[0]:
+            continue
+        own.add(domain.id)
+        rows += [[prompt, spec.id] for prompt in domain.examples()[:per_other]]
+    return rows
+
+
+def vocabulary_rows(pool: Any, model_id: str | None, query: str = "") -> tuple[list[list[str]], str]:
+    """The chosen model's searchable vocabulary: (rows matching ``query``, a one-line count); ([], "") when
+    its domain lists no words (open-vocabulary models)."""
+    domains = _domains(pool, model_id)
+    if not domains or not domains[0].words():
+        return [], ""
+    domain = domains[0]
+    rows, total = domain.search(query), len(domain.words())
+    shown = f"{len(rows)} of {total}" if (query or "").strip() else f"all {total}"
+    return rows, f"{domain.label}: {shown} words"
+
+
 # Each Gradio progress update is a message through its event loop (about 1 ms, measured: 20 steps
 # of the embedded default added 20 ms to a 0.5 s call); a person cannot read more than ~10 a second.
 PROGRESS_INTERVAL_S = 0.1

@@ -12,8 +12,8 @@ from genimg.tasks.batching import Coalescer
 from genimg.params import scheduler_names
 from genimg.tasks.generate import GenerateRequest
 from genimg.ui.ask_tab import ask_box
-from genimg.ui.common import (example_prompts, model_choices, model_note, prompt_note, step_progress,
-                              user_errors)
+from genimg.ui.common import (featured_examples, model_choices, model_note, prompt_note, step_progress, user_errors,
+                              vocabulary_rows)
 
 
 def model_defaults(pool: Any, model_id: str | None) -> tuple[Any, Any, Any, Any, str]:
@@ -77,8 +77,19 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
             prompt = gr.Textbox(label="Prompt", lines=1, max_lines=6,
                                 placeholder="a large red star on a white background", elem_id="generate-prompt")
             note = gr.Markdown(elem_id="generate-note")
-            examples = gr.Dataset(components=[prompt], samples=example_prompts(pool, default),
-                                  label="Examples (click one)", elem_id="generate-examples")
+            model_hidden = gr.Textbox(visible=False)  # the examples' model column (a Dropdown cannot be a sample)
+            examples = gr.Dataset(components=[prompt, model_hidden], samples=featured_examples(pool, default),
+                                  headers=["Prompt", "Model"], label="Examples (click one: prompt and model)",
+                                  elem_id="generate-examples")
+            start_words, start_count = vocabulary_rows(pool, default)
+            with gr.Accordion("Vocabulary: what this model knows (searchable)", open=False,
+                              visible=bool(start_words), elem_id="generate-vocabulary") as vocab_box:
+                vocab_search = gr.Textbox(label="Search", placeholder="cat, smiling, train, flower ...", lines=1,
+                                          elem_id="generate-vocabulary-search")
+                vocab_count = gr.Markdown(start_count, elem_id="generate-vocabulary-count")
+                vocab_table = gr.Dataframe(value=start_words, headers=["", "word", "kind", "also"],
+                                           interactive=False, max_height=320, wrap=True,
+                                           elem_id="generate-vocabulary-table")
             negative = gr.Textbox(label="Negative prompt", lines=1, elem_id="generate-negative")
         with gr.Column(scale=1, min_width=220):
             model = gr.Dropdown(choices=choices, value=default, label="Model",
@@ -127,14 +138,25 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         if sent and sent.get("model") == model_id:
             keys = ("width", "height", "steps", "guidance", "scheduler")
             values = tuple(sent.get(k, v) for k, v in zip(keys, values))
-        return (*values, model_note(pool, model_id), gr.Dataset(samples=example_prompts(pool, model_id)), None)
+        words, count = vocabulary_rows(pool, model_id)
+        return (*values, model_note(pool, model_id), gr.Dataset(samples=featured_examples(pool, model_id)), None,
+                gr.Accordion(visible=bool(words)), words, count, "")
 
-    model.change(on_model, [model, pending], [width, height, steps, guidance, scheduler, about, examples, pending],
+    model.change(on_model, [model, pending], [width, height, steps, guidance, scheduler, about, examples, pending,
+                                              vocab_box, vocab_table, vocab_count, vocab_search],
                  api_name=False, queue=False)
+
+    def on_search(query, model_id):
+        words, count = vocabulary_rows(pool, model_id, query)
+        return words, count
+
+    vocab_search.change(on_search, [vocab_search, model], [vocab_table, vocab_count], api_name=False, queue=False,
+                        show_progress="hidden", trigger_mode="always_last")
     # The inline note follows the prompt and the model: advice, never an error.
     gr.on([prompt.change, model.change], lambda text, model_id: prompt_note(pool, model_id, text), [prompt, model],
           note, api_name=False, queue=False, show_progress="hidden", trigger_mode="always_last")
-    examples.click(lambda sample: sample[0], examples, prompt, api_name=False, queue=False)
+    examples.click(lambda sample: (sample[0], sample[1] or gr.update()), examples, [prompt, model], api_name=False,
+                   queue=False)
     run.click(on_generate, [prompt, negative, model, width, height, steps, guidance, scheduler, seed, batch],
               [gallery, timing, record], api_name="generate", concurrency_limit=concurrency,
               concurrency_id="generate")

@@ -1,0 +1,77 @@
+"""genimg-emoji's training: the shared latent-diffusion trainer on the emoji world (plumbing on a tiny
+random-weight config), scored by the emoji evaluator, exported with the OpenMoji licence and vocabulary."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+
+def test_the_worlds_registry_knows_both_worlds_and_refuses_a_second_registration():
+    from genimg.errors import GenimgError
+    from genimg.training.worlds import WORLDS, get_world, register_world
+
+    assert {"shapes", "emoji"} <= set(WORLDS)
+    with pytest.raises(GenimgError, match="registered twice"):
+        register_world(WORLDS["emoji"])
+    with pytest.raises(GenimgError, match="unknown training world 'mars'; expected one of emoji, shapes"):
+        get_world("mars")
+
+
+def test_emoji_training_data_are_scenes_downsampled_to_the_model_size_with_their_captions():
+    from genimg.emoji.prompts import parse_prompt
+    from genimg.training.worlds import get_world
+
+    images, captions = get_world("emoji").make_dataset(6, 0, 64)
+    assert images.shape == (6, 64, 64, 3) and images.dtype == np.uint8 and len(captions) == 6
+    for caption in captions:
+        parse_prompt(caption)  # every caption is inside the emoji world
+
+
+def test_the_emoji_metrics_score_ground_truth_right_and_flat_colour_wrong():
+    from genimg.emoji.evaluator import faithfulness_metrics, training_scenes
+    from genimg.training.worlds import get_world
+
+    scenes = training_scenes()
+    assert len(scenes) == 97 + 3 * 24 and {s.kind for s in scenes} == {"single", "position", "count", "relation"}
+    part = scenes[::6]
+    truth = get_world("emoji").render_scenes(part, 64)
+    good = faithfulness_metrics(list(truth), part)
+    assert good["single_emoji"] >= 0.9 and good["single_background"] == 1.0 and good["all"] >= 0.85
+    flat = np.zeros_like(truth) + np.array([255, 255, 255], dtype=np.uint8)
+    bad = faithfulness_metrics(list(flat), part)
+    assert bad["single_emoji"] == 0.0 and bad["all"] == 0.0
+
+
+def test_train_emoji_runs_the_shared_loop_and_exports_a_card_with_licence_and_vocabulary(tmp_path):
+    from genimg.emoji.vocabulary import vocabulary
+    from genimg.training.diffusion import DiffusionTrainer, export
+    from genimg.training.loop import fit
+
+    trainer = DiffusionTrainer(steps=2, batch_size=4, config="tiny", n_data=8, vae_steps=2, eval_every=2,
+                               eval_minutes=0, eval_steps=2, eval_limit=3, world="emoji", threads=1,
+                               log=lambda *_: None)
+    result = fit(trainer, tmp_path / "run")
+    cfg = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert cfg["world"] == "emoji"
+    evals = [json.loads(line) for line in (tmp_path / "run" / "eval.jsonl").read_text().splitlines()]
+    assert evals[-1]["step"] == 2 and {"single_emoji", "single_background", "faces_emoji_tone"} <= set(evals[-1])
+    assert (tmp_path / "run" / "data" / "emoji_images_8_0_32.npy").exists()
+    folder = export(result.checkpoint, tmp_path / "assets", log=lambda *_: None)
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["name"].startswith("genimg-emoji") and "CC BY-SA 4.0" in card["licence"]
+    assert len(card["vocabulary"]) == len(vocabulary()) >= 150
+    assert {"emoji", "name"} <= set(card["vocabulary"][0])
+    assert card["reproduce"] == "python -m genimg train emoji --export"
+
+
+def test_train_emoji_is_a_registered_trainer_with_its_own_defaults():
+    from genimg.training import TRAINERS
+    from genimg.training.diffusion import _parser
+
+    assert "emoji" in TRAINERS
+    args = _parser("python -m genimg train emoji", out=__import__("pathlib").Path("runs/emoji"),
+                   config="emoji").parse_args([])
+    assert str(args.out) == "runs/emoji" and args.config == "emoji"

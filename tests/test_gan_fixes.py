@@ -1,0 +1,125 @@
+"""The GAN's fixes against collapse and shapeless blobs: minibatch standard deviation in the
+discriminator, hard negative captions (same scene, other shapes), the mode-seeking term, lazy R1,
+and their command-line options; the VAE's likelihood width on the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+
+def test_minibatch_std_is_zero_for_identical_images_and_positive_for_different_ones():
+    from genimg.embedded.gan import minibatch_std
+
+    same = torch.ones(8, 3, 4, 4)
+    out = minibatch_std(same, 4)
+    assert out.shape == (8, 4, 4, 4)
+    assert torch.allclose(out[:, 3], torch.full((8, 4, 4), 1e-4), atol=1e-4)  # sqrt(0 + 1e-8)
+    different = torch.randn(8, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    assert float(minibatch_std(different, 4)[:, 3].min()) > 0.5
+    # A batch the group does not divide uses the largest divisor; a batch of one gets (almost) zero.
+    assert minibatch_std(torch.randn(6, 2, 4, 4), 4).shape == (6, 3, 4, 4)
+    assert float(minibatch_std(torch.randn(1, 2, 4, 4), 4)[:, 2].max()) < 1e-3
+
+
+def test_the_discriminator_with_minibatch_std_scores_a_batch():
+    from genimg.embedded.gan import CONFIGS, ProjectionDiscriminator
+
+    D = ProjectionDiscriminator(**CONFIGS["tiny"]["discriminator"])
+    assert D.mbstd_group == 4
+    states, mask, pooled = torch.randn(4, 5, 384), torch.ones(4, 5, dtype=torch.long), torch.randn(4, 384)
+    assert D(torch.randn(4, 3, 16, 16), states, mask, pooled).shape == (4,)
+
+
+def test_hard_negatives_differ_from_their_caption_in_shape_only():
+    from genimg.training.gan import hard_negative, shape_negative_groups
+
+    captions = ["a red circle on a white background", "a red square on a white background",
+                "a blue circle on a white background", "a red star on a black background",
+                "a red triangle on a white background", "something the grammar never says"]
+    groups, shapes = shape_negative_groups(captions)
+    assert shapes[0] == ("circle",) and shapes[5] == ()
+    assert sorted(groups[0]) == [0, 1, 4]        # same colour and background, any shape
+    assert groups[2] == [2] and groups[3] == [3] and groups[5] == [5]
+    gen = torch.Generator().manual_seed(0)
+    picks = {hard_negative(0, groups, shapes, gen) for _ in range(40)}
+    assert picks == {1, 4}                        # never itself (same shape), never another colour/background
+    assert hard_negative(2, groups, shapes, gen) is None
+    assert hard_negative(5, groups, shapes, gen) is None
+
+
+@pytest.fixture(scope="module")
+def tiny_gan(tmp_path_factory):
+    from genimg.training.gan import GanTrainer
+
+    root = tmp_path_factory.mktemp("gan-fixes")
+    trainer = GanTrainer(steps=2, batch_size=32, config="tiny", n_data=400, data_dir=root / "data", eval_minutes=0,
+                         hard_negatives=1.0, mode_seeking=1.0, r1_gamma=1.0, r1_every=1, log=lambda *_: None)
+    (root / "run").mkdir()
+    trainer.setup(root / "run", None)
+    return trainer
+
+
+def test_a_gan_step_reports_the_mode_seeking_term_and_the_r1_penalty(tiny_gan):
+    losses = tiny_gan.step(0)
+    assert losses["mode_seeking"] > 0 and losses["r1"] > 0
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+
+
+def test_the_hard_negative_rows_name_captions_of_the_same_scene_with_other_shapes(tiny_gan):
+    from genimg.training.data import prepare_data
+
+    _, captions = prepare_data(tiny_gan.data_dir, tiny_gan.n_data, tiny_gan.seed, 64, log=lambda *_: None)
+    x, s_all, *_ = tiny_gan.batch(1)
+    idx, rows = tiny_gan._batch_idx, tiny_gan._mismatch_rows
+    n = tiny_gan.batch_size
+    assert len(x) == n and len(s_all) >= n
+    hard = [i for i in range(n) if rows[i] >= n]
+    # Every image with a partner of the same colours/background/layout got one (hard_negatives=1.0).
+    with_partner = [i for i in range(n)
+                    if any(tiny_gan.shapes[j] != tiny_gan.shapes[int(idx[i])]
+                           for j in tiny_gan.negative_groups[int(idx[i])])]
+    assert hard and set(hard) <= set(with_partner)
+    assert all(rows[i] == (i - 1) % n for i in range(n) if i not in hard)
+    for i in hard:  # the appended caption is the partner's: same words but the shape
+        j = next(j for j in tiny_gan.negative_groups[int(idx[i])] if torch.equal(tiny_gan.data[1][j].float(),
+                                                                                   s_all[rows[i]]))
+        assert tiny_gan.shapes[j] != tiny_gan.shapes[int(idx[i])]
+        assert captions[j] != captions[int(idx[i])]
+
+
+def test_train_gan_and_vae_take_their_own_options_on_the_command_line(tmp_path):
+    from genimg.training.gan import main as train_gan_main
+    from genimg.training.vae import main as train_vae_main
+
+    common = ["--steps", "1", "--batch-size", "4", "--config", "tiny", "--n-data", "8", "--data-dir",
+              str(tmp_path / "data"), "--eval-minutes", "0", "--no-export"]
+    train_gan_main(common + ["--out", str(tmp_path / "gan"), "--mode-seeking", "0.5", "--hard-negatives", "0",
+                             "--r1-gamma", "0.1"])
+    cfg = json.loads((tmp_path / "gan" / "train_config.json").read_text())
+    assert (cfg["mode_seeking"], cfg["hard_negatives"], cfg["r1_gamma"]) == (0.5, 0, 0.1)
+    train_vae_main(common + ["--out", str(tmp_path / "vae"), "--rec-sigma", "0.8"])
+    assert json.loads((tmp_path / "vae" / "train_config.json").read_text())["rec_sigma"] == 0.8
+    with pytest.raises(SystemExit):
+        train_gan_main(common + ["--rec-sigma", "1"])  # a VAE option is not a GAN option
+
+
+def test_the_vae_patch_discriminator_trains_from_its_start_step_and_resumes(tmp_path):
+    from genimg.training.loop import fit
+    from genimg.training.vae import VaeTrainer
+
+    def trainer(steps):
+        return VaeTrainer(steps=steps, batch_size=4, config="tiny", n_data=8, data_dir=tmp_path / "data",
+                          eval_minutes=0, adv_weight=0.05, adv_start=1, log=lambda *_: None)
+
+    t = trainer(2)
+    (tmp_path / "probe").mkdir()
+    t.setup(tmp_path / "probe", None)
+    assert "d" not in t.step(0)                     # before adv_start: the plain ELBO
+    losses = t.step(1)
+    assert {"d", "adv"} <= set(losses) and all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    result = fit(trainer(2), tmp_path / "run")
+    assert (result.checkpoint / "patch_d.safetensors").exists()
+    assert fit(trainer(3), tmp_path / "run").steps == 3  # resumes with the discriminator's state

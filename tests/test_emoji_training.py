@@ -65,6 +65,12 @@ def test_train_emoji_runs_the_shared_loop_and_exports_a_card_with_licence_and_vo
     assert len(card["vocabulary"]) == len(vocabulary()) >= 150
     assert {"emoji", "name"} <= set(card["vocabulary"][0])
     assert card["reproduce"] == "python -m genimg train emoji --export"
+    assert card["train_config"]["run_dir"] == str(tmp_path / "run")
+    from genimg.training.emoji import record_memorisation
+
+    figures = record_memorisation(folder, n_scenes=3, log=lambda *_: None)
+    assert figures["n"] == 3 and 0 < figures["generated"]["min"] <= figures["generated"]["median"] <= 1
+    assert json.loads((folder / "model_card.json").read_text())["memorisation"]["n"] == 3
 
 
 def test_train_emoji_is_a_registered_trainer_with_its_own_defaults():
@@ -75,3 +81,15 @@ def test_train_emoji_is_a_registered_trainer_with_its_own_defaults():
     args = _parser("python -m genimg train emoji", out=__import__("pathlib").Path("runs/emoji"),
                    config="emoji").parse_args([])
     assert str(args.out) == "runs/emoji" and args.config == "emoji"
+
+
+def test_nearest_distances_find_a_copy_and_measure_a_new_image():
+    from genimg.training.evaluation import nearest_distances
+
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (50, 8, 8, 3), dtype=np.uint8)
+    probe = np.stack([train[17], np.zeros((8, 8, 3), dtype=np.uint8), np.full((8, 8, 3), 255, np.uint8)])
+    d = nearest_distances(probe, train, chunk=7)
+    assert d[0] < 1e-3                                   # a copy of a training image
+    brute = [min(np.sqrt(((p.astype(float) - t.astype(float)) ** 2).mean()) / 255 for t in train) for p in probe]
+    assert np.allclose(d, brute, atol=1e-3)

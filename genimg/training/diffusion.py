@@ -283,7 +283,7 @@ def export(checkpoint, assets_dir=DEFAULT_ASSETS, *, fp16: bool = True, schedule
     if train_cfg.get("world", "shapes") == "emoji":
         from genimg.training.emoji import emoji_card
 
-        card_data.update(emoji_card(train_cfg))
+        card_data.update(emoji_card(train_cfg, run_dir))
     card_data.update(card or {})
     write_json(tmp / "model_card.json", card_data)
     shutil.rmtree(assets_dir, ignore_errors=True)

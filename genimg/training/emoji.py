@@ -24,8 +24,9 @@ LICENCE = ("CC BY-SA 4.0: trained on renders of OpenMoji 17.0 (https://openmoji.
            "under CC BY-SA 4.0 with this attribution. Text encoder all-MiniLM-L6-v2 (Apache-2.0, not shipped).")
 
 
-def emoji_card(train_cfg: dict) -> dict[str, Any]:
-    """The genimg-emoji entries of an exported model card: name, data, licence, vocabulary ({"emoji", "name"})."""
+def emoji_card(train_cfg: dict, run_dir: Path) -> dict[str, Any]:
+    """The genimg-emoji entries of an exported model card: name, data, licence, settings, vocabulary
+    ({"emoji", "name", ...}); ``run_dir`` is the training run's folder (its data cache)."""
     from genimg.emoji.evaluator import training_scenes
     from genimg.emoji.vocabulary import vocabulary_records
 
@@ -41,6 +42,7 @@ def emoji_card(train_cfg: dict) -> dict[str, Any]:
                          f"{train_cfg['eval_seeds']}, {train_cfg['eval_steps']} DPM-Solver++ steps, guidance "
                          f"{train_cfg['guidance']}, EMA weights, scored at 128 px",
         "reproduce": "python -m genimg train emoji --export",
+        "train_config": {**train_cfg, "run_dir": str(run_dir)},
         "vocabulary": vocabulary_records(),
     }
 
@@ -54,5 +56,43 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """
     from genimg.training.diffusion import run_cli
 
-    return run_cli(argv, world="emoji", prog="python -m genimg train emoji", out=DEFAULT_OUT, assets=DEFAULT_ASSETS,
-                   config="emoji")
+    summary = run_cli(argv, world="emoji", prog="python -m genimg train emoji", out=DEFAULT_OUT, assets=DEFAULT_ASSETS,
+                      config="emoji")
+    if summary.get("assets"):
+        summary["measured"] = record_memorisation(Path(summary["assets"]))
+    return summary
+
+
+def record_memorisation(assets_dir: Path, n_scenes: int = 97, log=print) -> dict[str, Any]:
+    """Measure how far the exported model's images are from their nearest training render; add it to the card.
+
+    Uses the training data cached by the run the card names (``<run>/data``); returns the
+    :func:`~genimg.training.evaluation.memorisation_check` figures (or {} when that cache is gone).
+    """
+    import json
+
+    import numpy as np
+
+    from genimg.embedded.diffusion import load_embedded_diffusion
+    from genimg.emoji.evaluator import training_scenes
+    from genimg.training.checkpoints import write_json
+    from genimg.training.evaluation import memorisation_check
+    from genimg.training.worlds import get_world
+
+    card_path = assets_dir / "model_card.json"
+    card = json.loads(card_path.read_text())
+    cfg = card.get("train_config") or {}
+    data = (Path(cfg.get("run_dir", DEFAULT_OUT)) / "data"
+            / f"emoji_images_{cfg.get('n_data', 40000)}_{cfg.get('seed', 0)}_{cfg.get('size', 64)}.npy")
+    if not data.exists():
+        log(f"memorisation check skipped: no training images at {data}")
+        return {}
+    pipe = load_embedded_diffusion(assets_dir)
+    scenes = [s for s in training_scenes() if s.kind == "single"][:n_scenes]
+    figures = memorisation_check(pipe, np.load(data, mmap_mode="r"), scenes, get_world("emoji").render_scenes,
+                                 steps=cfg.get("eval_steps", 20), guidance=cfg.get("guidance", 4.0))
+    card["memorisation"] = {**figures, "what": "RMS pixel distance (0..1) of each image to its nearest of the "
+                                               "training renders; fresh_renders: new renders of the same prompts"}
+    write_json(card_path, card)
+    log(f"memorisation: {json.dumps(figures)}")
+    return figures

@@ -55,7 +55,7 @@ def test_train_emoji_runs_the_shared_loop_and_exports_a_card_with_licence_and_vo
                                log=lambda *_: None)
     result = fit(trainer, tmp_path / "run")
     cfg = json.loads((tmp_path / "run" / "train_config.json").read_text())
-    assert cfg["world"] == "emoji"
+    assert cfg["world"] == "emoji" and trainer.name == "emoji"
     evals = [json.loads(line) for line in (tmp_path / "run" / "eval.jsonl").read_text().splitlines()]
     assert evals[-1]["step"] == 2 and {"single_emoji", "single_background", "faces_emoji_tone"} <= set(evals[-1])
     assert (tmp_path / "run" / "data" / "emoji_images_8_0_32.npy").exists()

@@ -123,3 +123,21 @@ def test_the_vae_patch_discriminator_trains_from_its_start_step_and_resumes(tmp_
     result = fit(trainer(2), tmp_path / "run")
     assert (result.checkpoint / "patch_d.safetensors").exists()
     assert fit(trainer(3), tmp_path / "run").steps == 3  # resumes with the discriminator's state
+
+
+def test_the_generator_can_start_from_an_exported_vae_decoder(tmp_path):
+    from genimg.embedded.cvae import ConditionalVAE, vae_config
+    from genimg.embedded.gan import ConditionalGANGenerator, CONFIGS
+    from genimg.errors import GenimgError
+    from genimg.training.gan import init_from_vae
+
+    vae = ConditionalVAE(**vae_config("default")["vae"])
+    vae.save_pretrained(str(tmp_path / "vae"), safe_serialization=True)
+    G = ConditionalGANGenerator(**CONFIGS["vae-shaped"]["generator"])
+    init_from_vae(G, tmp_path)
+    states, mask, pooled = torch.randn(2, 5, 384), torch.ones(2, 5, dtype=torch.long), torch.randn(2, 384)
+    z = torch.randn(2, 32)
+    with torch.no_grad():
+        assert torch.allclose(G(z, states, mask, pooled), vae.decoder(z, vae.condition(states, mask, pooled)))
+    with pytest.raises(GenimgError, match="--config vae-shaped"):
+        init_from_vae(ConditionalGANGenerator(**CONFIGS["default"]["generator"]), tmp_path)

@@ -198,6 +198,14 @@ CONFIGS: dict[str, dict] = {
         "discriminator": {"image_size": 32, "cond_dim": 256, "text_queries": 8, "channels": [32, 64, 128],
                           "feature_dim": 256, "mbstd_group": 4},
     },
+    # The shipped model's discriminator with a generator shaped like the conditional VAE's decoder (z 32, 4 text
+    # queries), so that it can start from a trained VAE's decoder (train gan --init-from assets/embedded/vae).
+    "vae-shaped": {
+        "generator": {"image_size": 32, "output_size": 64, "z_dim": 32, "cond_dim": 256, "text_queries": 4,
+                      "channels": [256, 128, 64], "refine": [1, 0]},
+        "discriminator": {"image_size": 32, "cond_dim": 256, "text_queries": 8, "channels": [32, 64, 128],
+                          "feature_dim": 256, "mbstd_group": 4},
+    },
     # Random-weight tiny model for tests (16 px net, 32 px out).
     "tiny": {
         "generator": {"image_size": 16, "output_size": 32, "z_dim": 8, "cond_dim": 16, "text_queries": 2,

@@ -66,6 +66,8 @@ class DiffusionTrainer(Trainer):
 
         self.world = get_world(world)
         self.best_metric = self.world.best_metric
+        if self.world.name != "shapes":  # runs are listed by model: "emoji", not "diffusion"
+            self.name = self.world.name
 
         self.cfg = model_config(config)
         self.cfg_name = config if isinstance(config, str) else "custom"

@@ -103,7 +103,7 @@ def nearest_distances(images_u8, train_u8, chunk: int = 2048) -> np.ndarray:
     best = torch.full((len(a),), float("inf"))
     a2 = a.pow(2).sum(1, keepdim=True)
     for i in range(0, len(train_u8), chunk):
-        b = torch.from_numpy(np.asarray(train_u8[i:i + chunk]).reshape(-1, a.shape[1])).float() / 255.0
+        b = torch.from_numpy(np.array(train_u8[i:i + chunk]).reshape(-1, a.shape[1])).float() / 255.0  # a copy: mmap is read-only
         d2 = a2 + b.pow(2).sum(1)[None, :] - 2.0 * a @ b.T
         best = torch.minimum(best, d2.min(dim=1).values)
     return (best.clamp_min(0) / a.shape[1]).sqrt().numpy()

@@ -23,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -42,20 +43,22 @@ class GanTrainer(OneStepTrainer):
     def __init__(self, *, steps: int = DEFAULTS["gan"]["steps"], batch_size: int = DEFAULTS["gan"]["batch_size"],
                  lr: float = DEFAULTS["gan"]["lr"], seed: int = 0, config="default", n_data: int = 40000,
                  data_dir=DATA_DIR, mismatch_weight: float = 0.5, hard_negatives: float = 0.5,
-                 mode_seeking: float = 1.0, r1_gamma: float = 0.0, r1_every: int = 4, ema_decay: float = 0.999,
+                 mode_seeking: float = 1.0, r1_gamma: float = 0.0, r1_every: int = 4, init_from=None,
+                 ema_decay: float = 0.999,
                  eval_minutes: float = 10.0, eval_every: int = 0, eval_seeds=(0, 1), ckpt_minutes: float = 5.0,
                  threads: int = 1, log=print):
         from genimg.embedded.gan import gan_config
 
         arch = gan_config(config)
         extra = {"mismatch_weight": mismatch_weight, "hard_negatives": hard_negatives, "mode_seeking": mode_seeking,
-                 "r1_gamma": r1_gamma, "r1_every": r1_every}
+                 "r1_gamma": r1_gamma, "r1_every": r1_every, "init_from": str(init_from) if init_from else None}
         super().__init__(arch, config, int(arch["generator"]["image_size"]), extra,
                          steps=steps, batch_size=batch_size, lr=lr, seed=seed, n_data=n_data, data_dir=data_dir,
                          ema_decay=ema_decay, eval_minutes=eval_minutes, eval_every=eval_every,
                          eval_seeds=eval_seeds, ckpt_minutes=ckpt_minutes, threads=threads, log=log)
         self.mismatch_weight, self.hard_negatives, self.mode_seeking = mismatch_weight, hard_negatives, mode_seeking
         self.r1_gamma, self.r1_every = r1_gamma, max(1, int(r1_every))
+        self.init_from = Path(init_from) if init_from else None
 
     # Options of `python -m genimg train gan` beyond the shared ones: name -> (type, help).
     cli_options = {
@@ -64,6 +67,7 @@ class GanTrainer(OneStepTrainer):
         "mode_seeking": (float, "weight of the mode-seeking term (0: off)"),
         "r1_gamma": (float, "R1 penalty on real images (0: off)"),
         "r1_every": (int, "apply R1 every this many steps (lazy regularisation)"),
+        "init_from": (str, "start the generator from this exported conditional VAE's decoder (config vae-shaped)"),
     }
 
     def setup(self, out_dir: Path, resume_from: Path | None) -> None:
@@ -80,6 +84,9 @@ class GanTrainer(OneStepTrainer):
         from genimg.embedded.gan import ConditionalGANGenerator, ProjectionDiscriminator, n_params
 
         self.G = self.network = ConditionalGANGenerator(**self.arch["generator"])
+        if self.init_from is not None:
+            init_from_vae(self.G, self.init_from)
+            self.log(f"gan: generator starts from the VAE decoder in {self.init_from}")
         self.D = ProjectionDiscriminator(**self.arch["discriminator"])
         self.ema = EMA(self.G, decay=self.ema_decay)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=self.lr, betas=(0.0, 0.99))
@@ -190,6 +197,25 @@ class GanTrainer(OneStepTrainer):
     def state(self) -> dict[str, Any]:
         """Parameter counts and the seed, for the model card."""
         return {"g_params": self.g_params, "d_params": self.d_params, "seed": self.seed}
+
+
+def init_from_vae(G, folder: Path) -> None:
+    """Copy an exported conditional VAE's text conditioner and decoder into generator ``G`` (same shapes).
+
+    A VAE decoder already draws the right colours and backgrounds (blurred); adversarial training
+    then only has to sharpen it and learn to use z. Raises GenimgError when the shapes differ.
+    """
+    from genimg.embedded.cvae import ConditionalVAE
+    from genimg.errors import GenimgError
+
+    vae = ConditionalVAE.from_pretrained(str(folder / "vae") if (folder / "vae").is_dir() else str(folder),
+                                         use_safetensors=True).float()
+    for name in ("z_dim", "cond_dim", "text_queries", "image_size", "channels", "refine"):
+        if list(np.atleast_1d(getattr(vae.config, name))) != list(np.atleast_1d(getattr(G.config, name))):
+            raise GenimgError(f"the VAE in {folder} has {name} {getattr(vae.config, name)}, the generator "
+                              f"{getattr(G.config, name)}: train the GAN with --config vae-shaped")
+    G.text.load_state_dict(vae.text.state_dict())
+    G.net.load_state_dict(vae.decoder.state_dict())
 
 
 def shape_negative_groups(captions) -> tuple[list[list[int]], list[tuple]]:

@@ -93,3 +93,12 @@ def test_nearest_distances_find_a_copy_and_measure_a_new_image():
     assert d[0] < 1e-3                                   # a copy of a training image
     brute = [min(np.sqrt(((p.astype(float) - t.astype(float)) ** 2).mean()) / 255 for t in train) for p in probe]
     assert np.allclose(d, brute, atol=1e-3)
+
+
+def test_eval_minutes_zero_means_evaluate_by_steps_only():
+    from genimg.training.diffusion import DiffusionTrainer
+
+    # It once meant "every 0 seconds": an evaluation after every step.
+    trainer = DiffusionTrainer(config="tiny", eval_every=1000, eval_minutes=0, world="emoji", log=lambda *_: None)
+    assert trainer.cadence.eval_seconds is None and trainer.cadence.eval_every == 1000
+    assert DiffusionTrainer(config="tiny", eval_every=1000, eval_minutes=5).cadence.eval_seconds == 300

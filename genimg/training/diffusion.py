@@ -76,7 +76,7 @@ class DiffusionTrainer(Trainer):
             raise GenimgError(f"config {self.cfg_name!r} trains at {self.cfg['image_size']}px, not {self.size}px")
         evaluates = eval_every > 0
         super().__init__(Cadence(steps=steps, eval_every=max(0, eval_every),
-                                 eval_seconds=eval_minutes * 60 if evaluates else None,
+                                 eval_seconds=eval_minutes * 60 if evaluates and eval_minutes > 0 else None,
                                  ckpt_seconds=ckpt_minutes * 60), threads=threads, log=log)
         self.steps, self.batch_size, self.lr, self.seed = steps, batch_size, lr, seed
         self.n_data, self.vae_steps, self.vae_lr, self.evaluates = n_data, vae_steps, vae_lr, evaluates
@@ -296,7 +296,7 @@ def export(checkpoint, assets_dir=DEFAULT_ASSETS, *, fp16: bool = True, schedule
 
 
 def _parser(prog: str = "python -m genimg train diffusion", out: Path = DEFAULT_OUT, assets: Path = DEFAULT_ASSETS,
-            config: str = "default") -> argparse.ArgumentParser:
+            config: str = "default", eval_seeds: str = "0,1") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog)
     p.add_argument("--out", type=Path, default=out)
     p.add_argument("--steps", type=int, default=20000)
@@ -307,6 +307,7 @@ def _parser(prog: str = "python -m genimg train diffusion", out: Path = DEFAULT_
     p.add_argument("--config", default=config)
     p.add_argument("--eval-every", type=int, default=1000, help="evaluate every N steps (or --eval-minutes)")
     p.add_argument("--eval-minutes", type=float, default=15.0)
+    p.add_argument("--eval-seeds", default=eval_seeds, help="seeds of each evaluation prompt, comma-separated")
     p.add_argument("--ckpt-minutes", type=float, default=5.0)
     p.add_argument("--n-data", type=int, default=40000)
     p.add_argument("--vae-steps", type=int, default=4000)
@@ -332,15 +333,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def run_cli(argv: list[str] | None, world: str = "shapes", prog: str = "python -m genimg train diffusion",
-            out: Path = DEFAULT_OUT, assets: Path = DEFAULT_ASSETS, config: str = "default") -> dict[str, Any]:
+            out: Path = DEFAULT_OUT, assets: Path = DEFAULT_ASSETS, config: str = "default",
+            eval_seeds: str = "0,1") -> dict[str, Any]:
     """The command line of a latent-diffusion trainer of ``world`` (``train diffusion``, ``train emoji``):
     parse ``argv`` with these defaults, train (resumably), export with ``--export``; returns the summary."""
-    args = _parser(prog, out, assets, config).parse_args(argv)
+    args = _parser(prog, out, assets, config, eval_seeds).parse_args(argv)
+    try:
+        seeds = tuple(int(x) for x in args.eval_seeds.split(",") if x.strip())
+    except ValueError:
+        raise GenimgError(f"--eval-seeds takes comma-separated integers, got {args.eval_seeds!r}") from None
     if args.export_only:
         return {"assets": str(export(args.checkpoint or args.out, args.assets))}
     trainer = DiffusionTrainer(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, size=args.size,
                                config=args.config, eval_every=args.eval_every, eval_minutes=args.eval_minutes,
                                ckpt_minutes=args.ckpt_minutes, n_data=args.n_data, vae_steps=args.vae_steps,
-                               threads=args.threads if args.threads == "auto" else int(args.threads), world=world)
+                               threads=args.threads if args.threads == "auto" else int(args.threads), world=world,
+                               eval_seeds=seeds or (0,))
     return fit(trainer, args.out, resume=not args.no_resume, export_to=args.assets if args.export else None,
                export_best=args.export_best).summary()

@@ -171,7 +171,7 @@ class FewstepTrainer(Trainer):
                  threads="auto", teacher_scenes: int = 40000, log=print):
         evaluates = eval_every > 0
         super().__init__(Cadence(steps=steps, eval_every=max(0, eval_every),
-                                 eval_seconds=eval_minutes * 60 if evaluates else None,
+                                 eval_seconds=eval_minutes * 60 if evaluates and eval_minutes > 0 else None,
                                  ckpt_seconds=ckpt_minutes * 60, log_every=25), threads=threads, log=log)
         self.teacher, self.teacher_scenes, self.guidance = teacher, teacher_scenes, guidance
         self.steps, self.batch_size, self.lr, self.seed = steps, batch_size, lr, seed

@@ -43,6 +43,23 @@ SAMPLE_PROMPTS = SHAPES_SAMPLE_PROMPTS
 
 
 @torch.no_grad()
+def seed_images(pipe, prompt: str, seeds, steps: int | None = None, guidance: float | None = None) -> np.ndarray:
+    """``pipe``'s images of one prompt, one per seed, as float (n, H, W, 3) in [0, 1]."""
+    seeds = list(seeds)
+    kwargs = {k: v for k, v in (("num_inference_steps", steps), ("guidance_scale", guidance)) if v is not None}
+    out = pipe(prompt, num_images_per_prompt=len(seeds), generator=[torch.Generator().manual_seed(s) for s in seeds],
+               output_type="np", **kwargs).images
+    return np.asarray(out, dtype=np.float32)
+
+
+def pixel_diversity(images: np.ndarray) -> float:
+    """Mean pairwise RMS pixel distance (0..1 scale) of float (n, H, W, 3) images in [0, 1]."""
+    x = torch.from_numpy(np.asarray(images, dtype=np.float32)).flatten(1)
+    d = torch.cdist(x, x) / x.shape[1] ** 0.5
+    n = len(x)
+    return float(d.sum() / (n * (n - 1)))
+
+
 def diversity(pipe, prompt: str = SAMPLE_PROMPTS[0], seeds=range(8), steps: int | None = None,
               guidance: float | None = None) -> float:
     """Mean pairwise RMS pixel distance (0..1 scale) between images of one prompt over ``seeds``.
@@ -50,29 +67,40 @@ def diversity(pipe, prompt: str = SAMPLE_PROMPTS[0], seeds=range(8), steps: int 
     Near 0 means mode collapse (every seed draws the same picture). ``steps`` / ``guidance``
     go to the pipeline when given.
     """
-    seeds = list(seeds)
-    kwargs = {k: v for k, v in (("num_inference_steps", steps), ("guidance_scale", guidance)) if v is not None}
-    out = pipe(prompt, num_images_per_prompt=len(seeds), generator=[torch.Generator().manual_seed(s) for s in seeds],
-               output_type="np", **kwargs).images
-    x = torch.from_numpy(np.asarray(out, dtype=np.float32)).flatten(1)
-    d = torch.cdist(x, x) / x.shape[1] ** 0.5
-    n = len(x)
-    return float(d.sum() / (n * (n - 1)))
+    return pixel_diversity(seed_images(pipe, prompt, seeds, steps, guidance))
+
+
+def near_duplicate_rate(images: np.ndarray) -> float | None:
+    """The metrics' near-duplicate rate (:func:`genimg.metrics.diversity.diversity`, EfficientNet-Lite0
+    features) of float images in [0, 1]; None where those weights are missing."""
+    from genimg.errors import ModelUnavailableError
+    from genimg.metrics.diversity import diversity as feature_diversity
+
+    try:
+        return feature_diversity(list(np.clip(np.rint(images * 255), 0, 255).astype(np.uint8))).near_duplicate_rate
+    except ModelUnavailableError:
+        return None
 
 
 def collapse_check(pipe, threshold: float, prompts=SAMPLE_PROMPTS[:2], seeds=range(8), steps: int | None = None,
                    guidance: float | None = None) -> dict:
-    """Diversity across ``seeds`` for fixed ``prompts`` (mean of :func:`diversity`), and an alarm below ``threshold``.
+    """Diversity across ``seeds`` for fixed ``prompts`` and an alarm below ``threshold``.
 
-    Returns {"diversity": d, "alerts": [...]} -- the loop sends alerts to the log and every tracker.
+    Returns {"diversity": mean pairwise RMS pixel distance (mean over the prompts),
+    "near_duplicates": mean near-duplicate rate (None without the feature weights), "alerts": [...]}
+    -- the loop sends alerts to the log and every tracker. Diversity alone cannot tell variety
+    from noise; faithfulness and the near-duplicate rate stand beside it.
     """
-    d = float(np.mean([diversity(pipe, p, seeds, steps, guidance) for p in prompts]))
+    drawn = [seed_images(pipe, p, seeds, steps, guidance) for p in prompts]
+    d = float(np.mean([pixel_diversity(images) for images in drawn]))
+    rates = [near_duplicate_rate(images) for images in drawn]
+    near = float(np.mean(rates)) if all(r is not None for r in rates) else None
     alerts = []
     if d < threshold:
         alerts.append({"title": "mode collapse",
                        "text": f"diversity across {len(list(seeds))} seeds {d:.3f} < {threshold:.3f}: the generator "
                                "draws (nearly) the same image whatever the seed"})
-    return {"diversity": round(d, 4), "alerts": alerts}
+    return {"diversity": round(d, 4), "near_duplicates": None if near is None else round(near, 4), "alerts": alerts}
 
 
 @torch.no_grad()

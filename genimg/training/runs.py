@@ -79,7 +79,7 @@ def run_view(run_dir: Path | str) -> dict[str, Any]:
 
 
 # The evaluation figures a run's summary keeps: the shapes world's, then the emoji world's headline rates.
-SUMMARY_METRICS = ("single_colour_bg", "single_colour_bg_shape", "relation", "all", "diversity",
+SUMMARY_METRICS = ("single_colour_bg", "single_colour_bg_shape", "relation", "all", "diversity", "near_duplicates",
                    "single_emoji", "single_background", "relation_all", "faces_emoji_tone")
 # Readable names of the metrics that pick a run's best checkpoint (its "headline").
 HEADLINE_LABELS = {"single_colour_bg_shape": "colour+bg+shape", "single_emoji": "right emoji"}

@@ -44,6 +44,11 @@ if [ $want_test = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   echo "genimg setup: installing Debian's chromium for the browser tests" >&2
   apt_install chromium
 fi
+# A colour emoji font, so that the browser tests' Chromium shows the emoji world's vocabulary as a visitor's
+# browser would (without one, Chromium draws empty boxes).
+if [ $want_test = 1 ] && ! fc-list 2>/dev/null | grep -qi 'color emoji'; then
+  apt_install fonts-noto-color-emoji
+fi
 # The arena's tests run against a real PostgreSQL server that they start themselves (initdb in a temp folder).
 if [ $want_test = 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "genimg setup: installing Debian's postgresql for the database tests" >&2

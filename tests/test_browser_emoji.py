@@ -1,5 +1,7 @@
 """Real-browser test of genimg-emoji in the Generate tab: featured in the default model's examples (one
-click sets prompt and model), its searchable vocabulary, and an image drawn from its shipped weights."""
+click sets prompt and model), its searchable vocabulary, and an image drawn by it. The emoji model here
+is a tiny one trained for two steps by the real trainer and exported by the real export (plumbing: the
+shipped weights, when present, are the same format)."""
 
 from __future__ import annotations
 
@@ -12,14 +14,24 @@ MODELS = ("genimg-diffusion", "genimg-emoji")
 
 
 @pytest.fixture(scope="module")
-def emoji_app_url():
-    """The dashboard over the default shapes model and the emoji model (shipped weights)."""
+def emoji_app_url(tmp_path_factory):
+    """The dashboard over the default shapes model and a tiny genimg-emoji (its catalog entry, tiny weights)."""
+    from dataclasses import replace
+
     from genimg.models.catalog import load_catalog
     from genimg.models.pool import ModelPool
+    from genimg.training.diffusion import DiffusionTrainer, export
+    from genimg.training.loop import fit
     from genimg.ui.app import CSS, build_app
     from tests.conftest import free_port
 
+    root = tmp_path_factory.mktemp("tiny-emoji")
+    trainer = DiffusionTrainer(steps=2, batch_size=4, config="tiny", n_data=8, vae_steps=2, eval_every=0,
+                               world="emoji", threads=1, log=lambda *_: None)
+    folder = export(fit(trainer, root / "run").checkpoint, root / "emoji", log=lambda *_: None)
     catalog = {k: v for k, v in load_catalog().items() if k in MODELS}
+    catalog["genimg-emoji"] = replace(catalog["genimg-emoji"], source=str(folder),
+                                      defaults={**catalog["genimg-emoji"].defaults, "width": 32, "height": 32})
     pool = ModelPool(catalog)
     assert pool.availability("genimg-emoji")[0], pool.availability("genimg-emoji")[1]
     demo = build_app(pool)

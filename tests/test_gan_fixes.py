@@ -141,3 +141,13 @@ def test_the_generator_can_start_from_an_exported_vae_decoder(tmp_path):
         assert torch.allclose(G(z, states, mask, pooled), vae.decoder(z, vae.condition(states, mask, pooled)))
     with pytest.raises(GenimgError, match="--config vae-shaped"):
         init_from_vae(ConditionalGANGenerator(**CONFIGS["default"]["generator"]), tmp_path)
+
+
+def test_the_card_says_how_to_reproduce_a_run_with_its_non_default_options():
+    from genimg.training.onestep import reproduce_command
+
+    assert reproduce_command("vae", {"steps": 2500, "rec_sigma": 0.3, "lr": 5e-4}) == "python -m genimg train vae"
+    cfg = {"steps": 4000, "config": "vae-shaped", "mode_seeking": 0.05, "init_from": "assets/embedded/vae",
+           "hard_negatives": 0.5, "seed": 0}
+    assert reproduce_command("gan", cfg) == ("python -m genimg train gan --steps 4000 --config vae-shaped "
+                                             "--mode-seeking 0.05 --init-from assets/embedded/vae")

@@ -202,6 +202,23 @@ def readme(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reproduce_command(model: str, train_cfg: dict) -> str:
+    """``python -m genimg train <model>`` plus every option of ``train_cfg`` that differs from the CLI's default."""
+    import inspect
+
+    if model == "gan":
+        from genimg.training.gan import GanTrainer as cls
+    else:
+        from genimg.training.vae import VaeTrainer as cls
+    defaults = {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
+                if v.default is not inspect.Parameter.empty}
+    parts = [f"python -m genimg train {model}"]
+    for key in ("steps", "batch_size", "lr", "seed", "config", *cls.cli_options):
+        if key in train_cfg and key in defaults and train_cfg[key] != defaults[key] and train_cfg[key] is not None:
+            parts.append(f"--{key.replace('_', '-')} {train_cfg[key]}")
+    return " ".join(parts)
+
+
 def export(checkpoint, model: str, assets_dir=None, *, fp16: bool = True, measured: dict | None = None,
            log=print) -> Path:
     """Write a checkpoint's shipped network (EMA G for the GAN, the VAE) + model card to ``assets_dir``.
@@ -235,7 +252,15 @@ def export(checkpoint, model: str, assets_dir=None, *, fp16: bool = True, measur
                         f"{arch['generator']['image_size']} px net upsampled bilinearly to "
                         f"{arch['generator']['output_size']} px) on frozen all-MiniLM-L6-v2 pooled vector + "
                         "attention-pooled token states; hinge loss, spectral-norm projection discriminator with "
-                        "mismatched-caption negatives, EMA generator (shipped)")
+                        "mismatched-caption negatives"
+                        + (f" ({train_cfg.get('hard_negatives'):.0%} of them differing only in shape)"
+                           if train_cfg.get("hard_negatives") else "")
+                        + (" and minibatch standard deviation" if arch["discriminator"].get("mbstd_group") else "")
+                        + (f", mode-seeking term {train_cfg['mode_seeking']}" if train_cfg.get("mode_seeking") else "")
+                        + (f", R1 {train_cfg['r1_gamma']}" if train_cfg.get("r1_gamma") else "")
+                        + (f"; generator started from the conditional VAE decoder {train_cfg['init_from']}"
+                           if train_cfg.get("init_from") else "")
+                        + ", EMA generator (shipped)")
     else:
         from genimg.embedded.cvae import ConditionalVAE
 
@@ -246,7 +271,10 @@ def export(checkpoint, model: str, assets_dir=None, *, fp16: bool = True, measur
         architecture = ("conditional VAE: conv encoder q(z|x, text), learned conditional prior p(z|text), "
                         "DCGAN-style decoder p(x|z, text) (same trunk as the GAN generator); "
                         "text = frozen all-MiniLM-L6-v2 pooled vector + attention-pooled token states; "
-                        "sampling z ~ p(z|text), one decoder pass")
+                        "sampling z ~ p(z|text), one decoder pass"
+                        + (f"; Gaussian likelihood std {train_cfg['rec_sigma']}" if "rec_sigma" in train_cfg else "")
+                        + (f"; patch discriminator on reconstructions from step {train_cfg['adv_start']} "
+                           f"(weight {train_cfg['adv_weight']})" if train_cfg.get("adv_weight") else ""))
     card = {
         "name": name,
         "architecture": architecture,
@@ -266,7 +294,7 @@ def export(checkpoint, model: str, assets_dir=None, *, fp16: bool = True, measur
         "weights_dtype": "float16" if fp16 else "float32",
         "metrics": eval_record(run_dir, state["step"]),
         "eval_protocol": f"eval_prompt_set() x seeds {train_cfg['eval_seeds']}, one step, EMA weights",
-        "reproduce": f"python -m genimg train {model}",
+        "reproduce": reproduce_command(model, train_cfg),
         "train_config": train_cfg,
         "measured": measured or {},
         "exported": time.strftime("%Y-%m-%d %H:%M:%S"),

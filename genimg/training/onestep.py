@@ -218,7 +218,7 @@ def reproduce_command(model: str, train_cfg: dict) -> str:
     defaults = {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
                 if v.default is not inspect.Parameter.empty}
     parts = [f"python -m genimg train {model}"]
-    for key in ("steps", "batch_size", "lr", "seed", "config", *cls.cli_options):
+    for key in ("steps", "batch_size", "lr", "seed", "config", "n_data", *cls.cli_options):
         if key in train_cfg and key in defaults and train_cfg[key] != defaults[key] and train_cfg[key] is not None:
             parts.append(f"--{key.replace('_', '-')} {train_cfg[key]}")
     return " ".join(parts)

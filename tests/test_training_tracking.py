@@ -176,18 +176,18 @@ def test_the_training_tab_lists_the_run_with_curves_samples_and_alarms(gan_run, 
         app.close()
 
 
-def test_the_alarm_fires_on_the_shipped_gan_and_not_on_the_shipped_vae():
+def test_the_shipped_gan_and_vae_are_not_collapsed_and_seeds_draw_different_images():
     from genimg.models.pool import ModelPool
     from genimg.training.evaluation import collapse_check
     from genimg.training.onestep import COLLAPSE_THRESHOLD
 
+    # The GAN shipped before issue #18 measured 0.032 here and raised the alarm; the diffusion model 0.143.
     pool = ModelPool()
-    with pool.acquire("genimg-gan") as lease:
-        gan = collapse_check(lease.model, COLLAPSE_THRESHOLD, steps=1, guidance=0.0)
-    with pool.acquire("genimg-vae") as lease:
-        vae = collapse_check(lease.model, COLLAPSE_THRESHOLD, steps=1, guidance=0.0)
-    assert gan["diversity"] < COLLAPSE_THRESHOLD and gan["alerts"], gan   # the shipped GAN is collapsed
-    assert vae["diversity"] > COLLAPSE_THRESHOLD and not vae["alerts"], vae
+    for model_id in ("genimg-gan", "genimg-vae"):
+        with pool.acquire(model_id) as lease:
+            check = collapse_check(lease.model, COLLAPSE_THRESHOLD, steps=1, guidance=0.0)
+        assert check["diversity"] > 2 * COLLAPSE_THRESHOLD and not check["alerts"], (model_id, check)
+        assert check["near_duplicates"] <= 0.25, (model_id, check)
 
 
 def test_train_json_prints_one_json_object_with_every_tracker_on(tmp_path):

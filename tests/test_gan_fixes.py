@@ -146,7 +146,9 @@ def test_the_generator_can_start_from_an_exported_vae_decoder(tmp_path):
 def test_the_card_says_how_to_reproduce_a_run_with_its_non_default_options():
     from genimg.training.onestep import reproduce_command
 
-    assert reproduce_command("vae", {"steps": 2500, "rec_sigma": 0.3, "lr": 5e-4}) == "python -m genimg train vae"
+    assert reproduce_command("vae", {"steps": 16000, "rec_sigma": 1.0, "lr": 5e-4}) == "python -m genimg train vae"
+    assert reproduce_command("vae", {"steps": 2500, "rec_sigma": 0.3}) == ("python -m genimg train vae --steps 2500 "
+                                                                         "--rec-sigma 0.3")
     cfg = {"steps": 4000, "config": "vae-shaped", "mode_seeking": 0.05, "init_from": "assets/embedded/vae",
            "hard_negatives": 0.5, "seed": 0}
     assert reproduce_command("gan", cfg) == ("python -m genimg train gan --steps 4000 --config vae-shaped "

@@ -43,7 +43,7 @@ class GanTrainer(OneStepTrainer):
     def __init__(self, *, steps: int = DEFAULTS["gan"]["steps"], batch_size: int = DEFAULTS["gan"]["batch_size"],
                  lr: float = DEFAULTS["gan"]["lr"], seed: int = 0, config="default", n_data: int = 40000,
                  data_dir=DATA_DIR, mismatch_weight: float = 0.5, hard_negatives: float = 0.5,
-                 mode_seeking: float = 1.0, r1_gamma: float = 0.0, r1_every: int = 4, init_from=None,
+                 mode_seeking: float = 0.0, r1_gamma: float = 0.0, r1_every: int = 4, init_from=None,
                  ema_decay: float = 0.999,
                  eval_minutes: float = 10.0, eval_every: int = 0, eval_seeds=(0, 1), ckpt_minutes: float = 5.0,
                  threads: int = 1, log=print):

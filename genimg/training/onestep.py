@@ -45,7 +45,7 @@ COLLAPSE_THRESHOLD = 0.04
 DEFAULTS = {
     "gan": {"out": Path("runs/gan"), "assets": Path("assets/embedded/gan"), "steps": 2500, "batch_size": 32,
             "lr": 2e-4},
-    "vae": {"out": Path("runs/vae"), "assets": Path("assets/embedded/vae"), "steps": 2500, "batch_size": 32,
+    "vae": {"out": Path("runs/vae"), "assets": Path("assets/embedded/vae"), "steps": 16000, "batch_size": 32,
             "lr": 5e-4},
 }
 

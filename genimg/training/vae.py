@@ -52,9 +52,9 @@ class VaeTrainer(OneStepTrainer):
 
     def __init__(self, *, steps: int = DEFAULTS["vae"]["steps"], batch_size: int = DEFAULTS["vae"]["batch_size"],
                  lr: float = DEFAULTS["vae"]["lr"], seed: int = 0, config="default", n_data: int = 40000,
-                 data_dir=DATA_DIR, rec_sigma: float = 0.3, kl_warmup: int = 500, warmup: int = 100,
+                 data_dir=DATA_DIR, rec_sigma: float = 1.0, kl_warmup: int = 500, warmup: int = 100,
                  ema_decay: float = 0.999, eval_minutes: float = 10.0, eval_every: int = 0, eval_seeds=(0, 1),
-                 ckpt_minutes: float = 5.0, threads: int = 1, adv_weight: float = 0.0, adv_start: int = 500,
+                 ckpt_minutes: float = 5.0, threads: int = 1, adv_weight: float = 0.02, adv_start: int = 2500,
                  log=print):
         from genimg.embedded.cvae import vae_config
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genimg.errors import GenimgError
 from genimg.training.checkpoints import write_json
 from genimg.training.worlds import downsample, get_world
 

@@ -109,8 +109,8 @@ SHAPES_SAMPLE_PROMPTS = ("a large red circle on a white background", "a small bl
                          "on a white background")
 
 register_world(World(
-    name="shapes", domain="scene-grammar", make_dataset=_shapes_dataset, render_scenes=_shapes_render, eval_scenes=_shapes_eval_scenes,
-    score=_shapes_score, best_metric=("single_colour_bg_shape", "max"), sample_prompts=SHAPES_SAMPLE_PROMPTS,
+    name="shapes", domain="scene-grammar", make_dataset=_shapes_dataset, render_scenes=_shapes_render,
+    eval_scenes=_shapes_eval_scenes, score=_shapes_score, best_metric=("single_colour_bg_shape", "max"), sample_prompts=SHAPES_SAMPLE_PROMPTS,
     description="genimg.scenes.grammar: coloured circles, squares, triangles and stars"))
 
 
@@ -121,6 +121,7 @@ EMOJI_RENDER_SIZE = 128  # the grammar renders here (its minimum is 96 px); smal
 
 def _emoji_dataset(n: int, seed: int, size: int):
     from genimg.emoji.grammar import make_dataset
+
     render = max(size, EMOJI_RENDER_SIZE)
     if render % size:
         raise GenimgError(f"emoji scenes render at {render} px; a {size} px model needs a size dividing it")
@@ -130,6 +131,7 @@ def _emoji_dataset(n: int, seed: int, size: int):
 
 def _emoji_render(scenes, size: int) -> np.ndarray:
     from genimg.emoji.grammar import render
+
     big = max(size, EMOJI_RENDER_SIZE)
     return downsample(np.stack([np.asarray(render(sc, big)) for sc in scenes]), size)
 

@@ -58,7 +58,8 @@ def everything_available(catalog):
 
 def test_default_plan_deploys_every_embedded_model_within_the_cluster(catalog):
     plans = plan_deployments(ServeConfig(), catalog, everything_available(catalog), cluster_cpus=2, cluster_gpus=0)
-    assert [p.model for p in plans] == ["genimg-diffusion", "genimg-fewstep", "genimg-gan", "genimg-vae"]
+    assert [p.model for p in plans] == ["genimg-diffusion", "genimg-fewstep", "genimg-gan", "genimg-vae",
+                                        "genimg-emoji"]
     assert sum(p.num_cpus * p.num_replicas for p in plans) <= 2
     assert all(p.num_gpus == 0 and p.threads == 1 and not p.own_device for p in plans)
 

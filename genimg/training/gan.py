@@ -208,8 +208,8 @@ def init_from_vae(G, folder: Path) -> None:
     from genimg.embedded.cvae import ConditionalVAE
     from genimg.errors import GenimgError
 
-    vae = ConditionalVAE.from_pretrained(str(folder / "vae") if (folder / "vae").is_dir() else str(folder),
-                                         use_safetensors=True).float()
+    source = str(folder / "vae") if (folder / "vae").is_dir() else str(folder)
+    vae = ConditionalVAE.from_pretrained(source, use_safetensors=True).float()
     for name in ("z_dim", "cond_dim", "text_queries", "image_size", "channels", "refine"):
         if list(np.atleast_1d(getattr(vae.config, name))) != list(np.atleast_1d(getattr(G.config, name))):
             raise GenimgError(f"the VAE in {folder} has {name} {getattr(vae.config, name)}, the generator "

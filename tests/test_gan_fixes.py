@@ -90,6 +90,60 @@ def test_the_hard_negative_rows_name_captions_of_the_same_scene_with_other_shape
         assert captions[j] != captions[int(idx[i])]
 
 
+def test_shape_labels_are_multi_hot_over_the_grammar_shapes_and_unparsed_captions_carry_none():
+    from genimg.scenes.grammar import SHAPES
+    from genimg.training.gan import aux_bce, shape_labels, shape_negative_groups
+
+    _, shapes = shape_negative_groups(["a red star on a white background", "a blue circle to the left of a green "
+                                       "square on a black background", "something the grammar never says"])
+    labels, known = shape_labels(shapes)
+    assert labels.shape == (3, len(SHAPES)) and known.tolist() == [True, True, False]
+    assert labels[0].tolist() == [float(name == "star") for name in SHAPES]
+    assert labels[1].tolist() == [float(name in ("circle", "square")) for name in SHAPES]
+    # The unparsed row does not count: a confident right answer on the known rows is a loss near 0.
+    logits = (labels * 2 - 1) * 20
+    logits[2] = 20.0
+    assert float(aux_bce(logits, labels, known)) < 1e-6
+    assert float(aux_bce(-logits, labels, known)) > 10
+
+
+def test_the_shape_classifier_reads_each_batch_images_own_shapes_learns_first_and_resumes(tmp_path):
+    from genimg.scenes.grammar import SHAPES
+    from genimg.scenes.prompts import parse_prompt
+    from genimg.training.data import prepare_data
+    from genimg.training.gan import GanTrainer
+    from genimg.training.loop import fit
+
+    def trainer(steps, classifier_steps):
+        return GanTrainer(steps=steps, batch_size=32, config="tiny", n_data=400, data_dir=tmp_path / "data",
+                          eval_minutes=0, hard_negatives=0.0, shape_classifier=1.0, classifier_steps=classifier_steps,
+                          log=lambda *_: None)
+
+    probe = trainer(2, 0)
+    (tmp_path / "probe").mkdir()
+    probe.setup(tmp_path / "probe", None)
+    cfg = json.loads((tmp_path / "probe" / "train_config.json").read_text())
+    assert cfg["shape_classifier"] == 1.0 and cfg["arch"]["shape_classifier"]["classes"] == len(SHAPES)
+    # The labels of a batch are its own captions' shapes.
+    _, captions = prepare_data(probe.data_dir, probe.n_data, probe.seed, 64, log=lambda *_: None)
+    probe.batch(3)
+    for i in probe._batch_idx.tolist():
+        names = {o.shape for o in parse_prompt(captions[i]).objects}
+        assert probe.shape_labels[i].tolist() == [float(name in names) for name in SHAPES]
+    untrained = probe.classifier_accuracy()
+    losses = probe.step(0)
+    assert losses["aux_real"] > 0 and losses["aux_fake"] > 0
+
+    # Learning first on real images alone lifts its label accuracy; a resumed run restores it (no new pretraining).
+    first = trainer(1, 300)
+    fit(first, tmp_path / "run")
+    learned = first.classifier_accuracy()
+    assert learned > untrained + 0.05 and learned > 0.6
+    resumed = trainer(2, 300)
+    fit(resumed, tmp_path / "run")
+    assert abs(resumed.classifier_accuracy() - learned) < 0.1
+
+
 def test_train_gan_and_vae_take_their_own_options_on_the_command_line(tmp_path):
     from genimg.training.gan import main as train_gan_main
     from genimg.training.vae import main as train_vae_main

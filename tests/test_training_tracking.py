@@ -223,3 +223,14 @@ def test_a_run_whose_trainer_was_killed_shows_as_stopped_and_each_run_shows_its_
     rows = {row[0]: row for row in runs_table()[0]}
     assert rows["killed"][4:6] == [0.25, "right emoji"]
     assert rows["alive"][5] == "colour+bg+shape"
+
+
+def test_side_by_side_pairs_each_checkpoint_with_the_other_runs_nearest_step():
+    from genimg.tasks.runs import nearest_sample
+
+    other = [(500, "a.png"), (1000, "b.png"), (2000, "c.png")]
+    assert nearest_sample(other, 1000) == (1000, "b.png")
+    assert nearest_sample(other, 1400) == (1000, "b.png")   # not the third grid of a run that saved more often
+    assert nearest_sample(other, 1500) == (1000, "b.png")   # a tie goes to the earlier step
+    assert nearest_sample(other, 9000) == (2000, "c.png")
+    assert nearest_sample([], 100) is None

@@ -71,6 +71,17 @@ def sample_steps(run_dir: str) -> list[tuple[int, str]]:
     return sorted(out)
 
 
+def nearest_sample(grids: list[tuple[int, str]], step: int) -> tuple[int, str] | None:
+    """The (step, path) of ``grids`` whose step is nearest ``step`` (the earlier one on a tie); None if empty.
+
+    Two runs checkpoint at different steps (another cadence, a resumed run): side by side, a grid is
+    paired with the other run's grid of the nearest step, not with its N-th one.
+    """
+    if not grids:
+        return None
+    return min(grids, key=lambda grid: (abs(grid[0] - step), grid[0]))
+
+
 def run_card(run_dir: str) -> dict[str, Any]:
     """The run's card: its settings, best checkpoint, last evaluation and alarms (JSON-able)."""
     view = run_view(run_dir)

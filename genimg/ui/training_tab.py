@@ -12,7 +12,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from genimg.tasks.runs import TABLE_COLUMNS, alarms_markdown, curve_points, run_card, runs_table, sample_steps
+from genimg.tasks.runs import (TABLE_COLUMNS, alarms_markdown, curve_points, nearest_sample, run_card, runs_table,
+                               sample_steps)
 
 LIVE_SECONDS = 5
 
@@ -44,7 +45,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
             samples = gr.Image(label="Samples: fixed prompts across, seeds down", type="filepath", interactive=False,
                                elem_id="training-samples", height=260)
         with gr.Column():
-            other_samples = gr.Image(label="Side-by-side run, same checkpoint index", type="filepath",
+            other_samples = gr.Image(label="Side-by-side run, nearest step", type="filepath",
                                      interactive=False, elem_id="training-other-samples", height=260, visible=False)
     table = gr.Dataframe(value=rows, headers=TABLE_COLUMNS, label="Runs (every folder, newest first)",
                          interactive=False, elem_id="training-table", wrap=True,
@@ -62,13 +63,13 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         grids = sample_steps(dirs[0])
         last = max(0, len(grids) - 1)
         index = last if index is None else min(int(index), last)
-        other_grids = sample_steps(other_dir) if other_dir else []
+        paired = nearest_sample(sample_steps(other_dir), grids[index][0]) if other_dir and grids else None
         return (_frame(curve_points(dirs, "loss")), _frame(curve_points(dirs, "eval")), alarms_markdown(dirs),
                 gr.Slider(0, max(last, 1), step=1, value=index,  # Gradio refuses a slider whose max is its min
                           label=f"Checkpoint (sample grid): step {grids[index][0]}" if grids else "Checkpoint"),
                 grids[index][1] if grids else None,
-                gr.Image(value=other_grids[min(index, len(other_grids) - 1)][1] if other_grids else None,
-                         visible=bool(other_dir)),
+                gr.Image(value=paired[1] if paired else None, visible=bool(other_dir),
+                         label=f"Side-by-side run at step {paired[0]} (nearest)" if paired else "Side-by-side run"),
                 run_card(dirs[0]))
 
     def reload(run_dir, other_dir):

@@ -205,8 +205,14 @@ def test_the_card_says_how_to_reproduce_a_run_with_its_non_default_options():
                                                                          "--rec-sigma 0.3")
     cfg = {"steps": 4000, "config": "vae-shaped", "mode_seeking": 0.05, "init_from": "assets/embedded/vae",
            "hard_negatives": 0.5, "seed": 0}
-    assert reproduce_command("gan", cfg) == ("python -m genimg train gan --steps 4000 --config vae-shaped "
-                                             "--mode-seeking 0.05 --init-from assets/embedded/vae")
+    assert reproduce_command("gan", cfg) == ("python -m genimg train vae && python -m genimg train gan --steps 4000 "
+                                             "--config vae-shaped --mode-seeking 0.05 --init-from assets/embedded/vae")
+    # The best checkpoint of a longer run: the command stops at its step; another VAE start is the user's own.
+    cfg |= {"shape_classifier": 3.0, "init_from": "runs/my-vae"}
+    assert reproduce_command("gan", cfg, step=500) == ("python -m genimg train gan --steps 500 --config vae-shaped "
+                                                       "--mode-seeking 0.05 --init-from runs/my-vae "
+                                                       "--shape-classifier 3.0")
+    assert reproduce_command("gan", cfg, step=4000).startswith("python -m genimg train gan --steps 4000 ")
 
 
 def test_near_duplicates_are_images_within_a_small_pixel_distance_of_another():

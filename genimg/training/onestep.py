@@ -210,18 +210,30 @@ def readme(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reproduce_command(model: str, train_cfg: dict) -> str:
-    """``python -m genimg train <model>`` plus every option of ``train_cfg`` that differs from the CLI's default."""
+def reproduce_command(model: str, train_cfg: dict, step: int | None = None) -> str:
+    """``python -m genimg train <model>`` plus every option of ``train_cfg`` that differs from the CLI's default.
+
+    ``step``: the exported checkpoint's step, when it is not the run's last (the best by evaluation):
+    the command then stops there (these trainers' schedules depend on the step, never on the total,
+    so a run stopped at ``step`` is that checkpoint). A generator started from the shipped VAE (``--init-from
+    assets/embedded/vae``) gets the command that trains that VAE first.
+    """
     import inspect
 
     cls = ONE_STEP_TRAINERS[model]
     defaults = {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()
                 if v.default is not inspect.Parameter.empty}
+    cfg = dict(train_cfg)
+    if step is not None and "steps" in cfg and step < cfg["steps"]:
+        cfg["steps"] = step
     parts = [f"python -m genimg train {model}"]
     for key in ("steps", "batch_size", "lr", "seed", "config", "n_data", *cls.cli_options):
-        if key in train_cfg and key in defaults and train_cfg[key] != defaults[key] and train_cfg[key] is not None:
-            parts.append(f"--{key.replace('_', '-')} {train_cfg[key]}")
-    return " ".join(parts)
+        if key in cfg and key in defaults and cfg[key] != defaults[key] and cfg[key] is not None:
+            parts.append(f"--{key.replace('_', '-')} {cfg[key]}")
+    command = " ".join(parts)
+    if cfg.get("init_from") and Path(cfg["init_from"]) == DEFAULTS["vae"]["assets"]:
+        command = "python -m genimg train vae && " + command
+    return command
 
 
 def export(checkpoint, model: str, assets_dir=None, *, fp16: bool = True, measured: dict | None = None,
@@ -265,6 +277,9 @@ def export(checkpoint, model: str, assets_dir=None, *, fp16: bool = True, measur
                         + (f", R1 {train_cfg['r1_gamma']}" if train_cfg.get("r1_gamma") else "")
                         + (f"; generator started from the conditional VAE decoder {train_cfg['init_from']}"
                            if train_cfg.get("init_from") else "")
+                        + (f"; an auxiliary shape classifier (AC-GAN, training only, weight "
+                           f"{train_cfg['shape_classifier']}) read the generator's shapes"
+                           if train_cfg.get("shape_classifier") else "")
                         + ", EMA generator (shipped)")
     else:
         from genimg.embedded.cvae import ConditionalVAE
@@ -299,7 +314,7 @@ def export(checkpoint, model: str, assets_dir=None, *, fp16: bool = True, measur
         "weights_dtype": "float16" if fp16 else "float32",
         "metrics": eval_record(run_dir, state["step"]),
         "eval_protocol": f"eval_prompt_set() x seeds {train_cfg['eval_seeds']}, one step, EMA weights",
-        "reproduce": reproduce_command(model, train_cfg),
+        "reproduce": reproduce_command(model, train_cfg, state["step"]),
         "train_config": train_cfg,
         "measured": measured or {},
         "exported": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -233,7 +233,10 @@ def run_load(target: Any, clients: int = 16, requests_per_client: int = 3,
 
         def run_client(c: int) -> None:
             try:
-                client = Client(url, verbose=False, download_files=workdir.name)
+                # httpx's 5 s default is shorter than a busy server takes to answer a dozen clients' start-up
+                # requests at once on two shared cores; the run's own deadline bounds it instead.
+                client = Client(url, verbose=False, download_files=workdir.name,
+                                httpx_kwargs={"timeout": max(5.0, float(timeout_s))})
             except BaseException:
                 for barrier in barriers:
                     barrier.abort()

@@ -169,11 +169,39 @@ def test_the_training_tab_lists_the_run_with_curves_samples_and_alarms(gan_run, 
             image = page.locator("#training-samples img")
             expect(image).to_be_visible()
             assert image.evaluate("img => img.naturalWidth") > 0
-            page.wait_for_timeout(800)
+            for plot in ("#training-losses", "#training-evals"):
+                _wait_for_lines(page, plot)
+            # Side by side (here the run with itself: its series get a "run: " prefix) the curves are still drawn.
+            # Gradio kept the first colour domain and drew axes and a legend without lines (a bug seen here).
+            page.locator("#training-other input").click()
+            page.get_by_role("option").filter(has_text=run_dir.name).first.click()
+            expect(page.locator("#training-other-samples img")).to_be_visible()
+            for plot in ("#training-losses", "#training-evals"):
+                _wait_for_lines(page, plot)
             page.screenshot(path=str(artifacts_dir / "training-tab.png"), full_page=True)
             browser.close()
     finally:
         app.close()
+
+
+def _wait_for_lines(page, selector: str, timeout_s: float = 60.0) -> None:
+    """Wait until the plot at ``selector`` shows coloured curves: at least 400 saturated pixels above the
+    legend (a plot with axes and a legend but no lines has none there; one flat line across is ~800)."""
+    import io
+    import time
+
+    import numpy as np
+    from PIL import Image
+
+    deadline, count = time.monotonic() + timeout_s, 0
+    while time.monotonic() < deadline:
+        rgb = np.asarray(Image.open(io.BytesIO(page.locator(selector).screenshot())).convert("RGB")).astype(int)
+        above_legend = rgb[: int(rgb.shape[0] * 0.8)]
+        count = int(((above_legend.max(axis=2) - above_legend.min(axis=2)) > 60).sum())
+        if count >= 400:
+            return
+        page.wait_for_timeout(500)
+    raise AssertionError(f"{selector} drew no curves ({count} coloured pixels)")
 
 
 def test_the_shipped_gan_and_vae_are_not_collapsed_and_seeds_draw_different_images():

@@ -103,8 +103,7 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
                 info_tab.build(pool, env, generate=generate, tabs=tabs)
             with gr.Tab("Training", id="training"):
                 training = training_tab.build(pool, env)
-        show, inputs, outputs = training["load"]
-        demo.load(show, inputs, outputs, api_name=False)  # the curves of the newest run on first view
+        training["on_load"](demo)  # the curves of the newest run on first view
     demo.queue(max_size=env.queue_size, default_concurrency_limit=env.concurrency)
     return demo
 

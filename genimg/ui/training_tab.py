@@ -17,9 +17,29 @@ from genimg.tasks.runs import (TABLE_COLUMNS, alarms_markdown, curve_points, nea
 
 LIVE_SECONDS = 5
 
+# Tableau's 20 colours: one per series, in the order the series first appear.
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+           "#bab0ac", "#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896",
+           "#9467bd", "#c5b0d5")
+
 
 def _frame(points: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(points or [], columns=["step", "value", "series"])
+
+
+def _colours(points: list[dict[str, Any]]) -> gr.LinePlot:
+    """A LinePlot update giving each series of ``points`` a colour (the plot's value is left alone).
+
+    Why: Gradio's plot (6.31) builds its Vega spec - the column types and the colour domain - when
+    a setting such as ``color_map`` changes, and on a new value only swaps the data. Showing a
+    second run (its series carry a "run: " prefix), another kind of run (other losses), or a run
+    after one with no evaluations yet (an empty frame: every column "nominal") drew axes and a
+    legend with no lines. Sending the map with the value did not help (the spec was rebuilt
+    before the new value arrived), so it is sent in a second event after the value: keyed by the
+    series shown, it changes whenever they do and the spec is rebuilt from the new data.
+    """
+    series = list(dict.fromkeys(p["series"] for p in points))
+    return gr.LinePlot(color_map={name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)})
 
 
 def build(pool: Any, settings: Any) -> dict[str, Any]:
@@ -57,9 +77,8 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     def show(run_dir, other_dir, index=None):
         dirs = [d for d in (run_dir, other_dir) if d]
         if not dirs:
-            empty = _frame([])
             note = "No training runs yet: `python -m genimg train gan --steps 200` records one (see README)."
-            return empty, empty, note, gr.Slider(0, 1, value=0), None, None, None
+            return _frame([]), _frame([]), note, gr.Slider(0, 1, value=0), None, None, None
         grids = sample_steps(dirs[0])
         last = max(0, len(grids) - 1)
         index = last if index is None else min(int(index), last)
@@ -80,11 +99,22 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         return (gr.Dropdown(choices=choices, value=run_dir), gr.Dropdown(choices=choices, value=other_dir), rows,
                 *show(run_dir, other_dir))
 
+    def restyle(run_dir, other_dir):
+        dirs = [d for d in (run_dir, other_dir) if d]
+        return _colours(curve_points(dirs, "loss")), _colours(curve_points(dirs, "eval"))
+
     outputs = [losses, evals, alarms, step, samples, other_samples, card]
-    gr.on([run.change, other.change], show, [run, other], outputs, api_name=False)
+    gr.on([run.change, other.change], show, [run, other], outputs, api_name=False).then(
+        restyle, [run, other], [losses, evals], api_name=False, show_progress="hidden")
     step.release(lambda r, o, i: show(r, o, i)[3:6], [run, other, step], [step, samples, other_samples],
                  api_name=False)
     gr.on([refresh.click, timer.tick], reload, [run, other], [run, other, table, *outputs], api_name=False,
-          show_progress="hidden")
+          show_progress="hidden").then(restyle, [run, other], [losses, evals], api_name=False, show_progress="hidden")
     live.change(lambda on: gr.Timer(active=bool(on)), live, timer, api_name=False, queue=False)
-    return {"run": run, "table": table, "load": (show, [run, other], outputs)}
+
+    def on_load(demo: gr.Blocks) -> None:
+        """Show the newest run's curves on the page's first view (``demo.load``)."""
+        demo.load(show, [run, other], outputs, api_name=False).then(restyle, [run, other], [losses, evals],
+                                                                     api_name=False, show_progress="hidden")
+
+    return {"run": run, "table": table, "on_load": on_load}

@@ -92,10 +92,13 @@ def test_the_hard_negative_rows_name_captions_of_the_same_scene_with_other_shape
 
 def test_shape_labels_are_multi_hot_over_the_grammar_shapes_and_unparsed_captions_carry_none():
     from genimg.scenes.grammar import SHAPES
-    from genimg.training.gan import aux_bce, shape_labels, shape_negative_groups
+    from genimg.training.gan import shape_negative_groups
+    from genimg.training.shapes_aux import aux_bce, caption_shapes, shape_labels
 
     _, shapes = shape_negative_groups(["a red star on a white background", "a blue circle to the left of a green "
                                        "square on a black background", "something the grammar never says"])
+    assert caption_shapes(["a red star on a white background", "a blue circle to the left of a green square on a "
+                           "black background", "something the grammar never says"]) == shapes
     labels, known = shape_labels(shapes)
     assert labels.shape == (3, len(SHAPES)) and known.tolist() == [True, True, False]
     assert labels[0].tolist() == [float(name == "star") for name in SHAPES]
@@ -129,19 +132,19 @@ def test_the_shape_classifier_reads_each_batch_images_own_shapes_learns_first_an
     probe.batch(3)
     for i in probe._batch_idx.tolist():
         names = {o.shape for o in parse_prompt(captions[i]).objects}
-        assert probe.shape_labels[i].tolist() == [float(name in names) for name in SHAPES]
-    untrained = probe.classifier_accuracy()
+        assert probe.C.labels[i].tolist() == [float(name in names) for name in SHAPES]
+    untrained = probe.C.accuracy()
     losses = probe.step(0)
     assert losses["aux_real"] > 0 and losses["aux_fake"] > 0
 
     # Learning first on real images alone lifts its label accuracy; a resumed run restores it (no new pretraining).
     first = trainer(1, 300)
     fit(first, tmp_path / "run")
-    learned = first.classifier_accuracy()
+    learned = first.C.accuracy()
     assert learned > untrained + 0.05 and learned > 0.6
     resumed = trainer(2, 300)
     fit(resumed, tmp_path / "run")
-    assert abs(resumed.classifier_accuracy() - learned) < 0.1
+    assert abs(resumed.C.accuracy() - learned) < 0.1
 
 
 def test_train_gan_and_vae_take_their_own_options_on_the_command_line(tmp_path):
@@ -177,6 +180,33 @@ def test_the_vae_patch_discriminator_trains_from_its_start_step_and_resumes(tmp_
     result = fit(trainer(2), tmp_path / "run")
     assert (result.checkpoint / "patch_d.safetensors").exists()
     assert fit(trainer(3), tmp_path / "run").steps == 3  # resumes with the discriminator's state
+
+
+def test_the_vae_shape_classifier_judges_prior_samples_from_its_start_step_and_resumes(tmp_path):
+    from genimg.training.loop import fit
+    from genimg.training.vae import VaeTrainer
+
+    def trainer(steps, classifier_steps=300):
+        return VaeTrainer(steps=steps, batch_size=32, config="tiny", n_data=400, data_dir=tmp_path / "data",
+                          eval_minutes=0, adv_weight=0.0, shape_classifier=0.5, shape_start=1,
+                          classifier_steps=classifier_steps, log=lambda *_: None)
+
+    probe = trainer(2, 0)
+    (tmp_path / "probe").mkdir()
+    probe.setup(tmp_path / "probe", None)
+    assert json.loads((tmp_path / "probe" / "train_config.json").read_text())["shape_start"] == 1
+    assert "aux_fake" not in probe.step(0)          # before shape_start: the plain ELBO
+    losses = probe.step(1)
+    assert losses["aux_real"] > 0 and losses["aux_fake"] > 0
+    untrained = probe.C.accuracy()
+    first = trainer(2)
+    result = fit(first, tmp_path / "run")
+    assert (result.checkpoint / "shape_classifier.safetensors").exists()
+    learned = first.C.accuracy()
+    assert learned > untrained + 0.05
+    resumed = trainer(3, classifier_steps=0)
+    assert fit(resumed, tmp_path / "run").steps == 3
+    assert abs(resumed.C.accuracy() - learned) < 0.1  # restored from the checkpoint, not relearnt
 
 
 def test_the_generator_can_start_from_an_exported_vae_decoder(tmp_path):

@@ -19,9 +19,9 @@ shape right 0.00), measured per checkpoint (docs/training.md):
 * ``shape_classifier``: an auxiliary classifier (AC-GAN, Odena et al. 2017) learns from real images
   which shapes a scene holds; the generator is penalised (with this weight) when the classifier
   reads other shapes than the caption's in its image - a dense, per-image signal for the one thing
-  the adversarial and matching losses let slide. It is a small network of its own, not a head on
-  D: measured, a head on the spectral-normed D's features was still at 0.75 label accuracy
-  (all-absent: 0.70) after 400 steps. Training only: it is not the evaluator and does not ship.
+  the adversarial and matching losses let slide (:mod:`genimg.training.shapes_aux`). It is a small
+  network of its own, not a head on D: measured, a head on the spectral-normed D's features was
+  still at 0.75 label accuracy (all-absent: 0.70) after 400 steps. Training only: it is not the evaluator and does not ship.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from genimg.training.ema import EMA
 from genimg.training.loop import fit
 from genimg.training.onestep import DATA_DIR, DEFAULTS, OneStepTrainer, run_cli
 from genimg.training.registry import register_trainer
+from genimg.training.shapes_aux import ShapeAux
 
 
 class GanTrainer(OneStepTrainer):
@@ -87,41 +88,11 @@ class GanTrainer(OneStepTrainer):
     }
 
     def setup(self, out_dir: Path, resume_from: Path | None) -> None:
-        """The shared setup, then the hard-negative groups and shape labels of the training captions."""
+        """The shared setup (which builds the networks), then the shape classifier's lessons on real images alone
+        - unless a resumed checkpoint brings it."""
         super().setup(out_dir, resume_from)
-        if self.hard_negatives > 0 or self.shape_classifier > 0:
-            from genimg.training.data import prepare_data
-
-            _, captions = prepare_data(Path(self.data_dir), self.n_data, self.seed, 64, log=self.log)
-            self.negative_groups, self.shapes = shape_negative_groups(captions)
-            self.shape_labels, self.shape_known = shape_labels(self.shapes)
-        if self.C is not None and resume_from is None:
-            self.pretrain_classifier()
-
-    def pretrain_classifier(self) -> None:
-        """``classifier_steps`` steps of the shape classifier on real images alone, so that its first word to the
-        generator means something (measured: 0.96 label accuracy on unseen renders after 2 500 steps, about two
-        CPU-minutes)."""
-        gen = torch.Generator().manual_seed(self.seed + 104_729)
-        n = len(self.data[0])
-        for step in range(self.classifier_steps):
-            idx = torch.randint(0, n, (self.batch_size,), generator=gen)
-            x = unit_batch(self.data, idx)[0]
-            loss = aux_bce(self.C(x), self.shape_labels[idx], self.shape_known[idx])
-            self.opt_c.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_c.step()
-            if (step + 1) % 500 == 0 or step + 1 == self.classifier_steps:
-                self.log(f"gan: shape classifier step {step + 1}/{self.classifier_steps}: loss {loss.item():.4f}, "
-                         f"label accuracy {self.classifier_accuracy():.3f} (512 training images)")
-
-    @torch.no_grad()
-    def classifier_accuracy(self, count: int = 512) -> float:
-        """The shape classifier's label accuracy on the last ``count`` training images (a fixed probe set)."""
-        idx = torch.arange(max(0, len(self.data[0]) - count), len(self.data[0]))
-        logits = self.C(unit_batch(self.data, idx)[0])
-        known = self.shape_known[idx]
-        return float(((logits[known] > 0).float() == self.shape_labels[idx][known]).float().mean())
+        if self.C is not None and not (resume_from is not None and self.C.load(resume_from)):
+            self.C.pretrain(self.classifier_steps, self.log, "gan")
 
     def build(self) -> None:
         """G, D, the EMA of G and one Adam per network (betas 0, 0.99)."""
@@ -132,8 +103,13 @@ class GanTrainer(OneStepTrainer):
             init_from_vae(self.G, self.init_from)
             self.log(f"gan: generator starts from the VAE decoder in {self.init_from}")
         self.D = ProjectionDiscriminator(**self.arch["discriminator"])
-        self.C = ShapeClassifier(self.arch["shape_classifier"]["classes"]) if self.shape_classifier > 0 else None
-        self.opt_c = torch.optim.Adam(self.C.parameters(), lr=1e-3) if self.C is not None else None
+        if self.hard_negatives > 0 or self.shape_classifier > 0:
+            from genimg.training.data import prepare_data
+
+            _, captions = prepare_data(Path(self.data_dir), self.n_data, self.seed, 64, log=self.log)
+            self.negative_groups, self.shapes = shape_negative_groups(captions)
+        self.C = ShapeAux(self.data, self.shapes, batch_size=self.batch_size, seed=self.seed) \
+            if self.shape_classifier > 0 else None
         self.ema = EMA(self.G, decay=self.ema_decay)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=self.lr, betas=(0.0, 0.99))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.lr, betas=(0.0, 0.99))
@@ -162,12 +138,8 @@ class GanTrainer(OneStepTrainer):
         if r1_step:
             x.requires_grad_(True)
         aux_loss = torch.zeros(())
-        if self.C is not None:  # the classifier learns from real images only (it never sees a fake as a label)
-            labels, known = self.shape_labels[self._batch_idx], self.shape_known[self._batch_idx]
-            aux_loss = aux_bce(self.C(x.detach()), labels, known)
-            self.opt_c.zero_grad(set_to_none=True)
-            aux_loss.backward()
-            self.opt_c.step()
+        if self.C is not None:
+            aux_loss = self.C.learn(x, self._batch_idx)
         d_real = D(x, s, m, p)
         d_fake = D(fake, s, m, p)
         d_mis = D(x, s_all[perm], m_all[perm], p_all[perm]) if mismatch_weight > 0 else d_fake.new_zeros(1)
@@ -192,7 +164,7 @@ class GanTrainer(OneStepTrainer):
         loss_g = -D(fake, s, m, p).mean()
         aux_g = torch.zeros(())
         if self.C is not None:
-            aux_g = aux_bce(self.C(fake), labels[rows], known[rows])
+            aux_g = self.C.generator_loss(fake, self._batch_idx[rows])
             loss_g = loss_g + self.shape_classifier * aux_g
         ms = torch.zeros(())
         if self.mode_seeking > 0 and half:
@@ -244,7 +216,7 @@ class GanTrainer(OneStepTrainer):
         tensors = {"generator": self.G.state_dict(), "discriminator": self.D.state_dict(), "ema": self.ema.state_dict(),
                    "opt_g": optimizer_tensors(self.opt_g), "opt_d": optimizer_tensors(self.opt_d)}
         if self.C is not None:
-            tensors |= {"shape_classifier": self.C.state_dict(), "opt_c": optimizer_tensors(self.opt_c)}
+            tensors |= self.C.tensors()
         return tensors
 
     def load_checkpoint(self, checkpoint: Path) -> None:
@@ -255,8 +227,7 @@ class GanTrainer(OneStepTrainer):
         load_optimizer_tensors(self.opt_g, load_tensors(checkpoint, "opt_g"))
         load_optimizer_tensors(self.opt_d, load_tensors(checkpoint, "opt_d"))
         if self.C is not None:
-            self.C.load_state_dict(load_tensors(checkpoint, "shape_classifier"))
-            load_optimizer_tensors(self.opt_c, load_tensors(checkpoint, "opt_c"))
+            self.C.load(checkpoint)
 
     def state(self) -> dict[str, Any]:
         """Parameter counts and the seed, for the model card."""
@@ -305,45 +276,6 @@ def shape_negative_groups(captions) -> tuple[list[list[int]], list[tuple]]:
             shapes.append(tuple(o.shape for o in spec.objects))
         groups.setdefault(keys[-1], []).append(i)
     return [groups[k] for k in keys], shapes
-
-
-class ShapeClassifier(torch.nn.Module):
-    """Which shapes an image in [-1, 1] holds: (B, 3, H, W) -> (B, classes) logits (multi-label).
-
-    Three stride-2 convolutions with group norm, then a global average: presence anywhere in the
-    image, not position. Written here because it is a training loss of ours, not a model anyone ships.
-    """
-
-    def __init__(self, classes: int, width: int = 32):
-        super().__init__()
-        layers, cin = [], 3
-        for cout in (width, 2 * width, 4 * width):
-            layers += [torch.nn.Conv2d(cin, cout, 3, 2, 1), torch.nn.GroupNorm(8, cout), torch.nn.LeakyReLU(0.2)]
-            cin = cout
-        self.convs = torch.nn.Sequential(*layers)
-        self.head = torch.nn.Linear(cin, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.convs(x).mean(dim=(2, 3)))
-
-
-def shape_labels(shapes) -> tuple[torch.Tensor, torch.Tensor]:
-    """Multi-hot (N, len(SHAPES)) float labels of which shapes each caption names, and an (N,) bool mask of
-    the captions the parser could read (the others carry no label)."""
-    from genimg.scenes.grammar import SHAPES
-
-    labels = torch.zeros(len(shapes), len(SHAPES))
-    for i, names in enumerate(shapes):
-        for name in names:
-            labels[i, SHAPES.index(name)] = 1.0
-    return labels, labels.sum(dim=1) > 0
-
-
-def aux_bce(logits: torch.Tensor, labels: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy of auxiliary ``logits`` against multi-hot ``labels`` over the ``known`` rows (0 if none)."""
-    if not bool(known.any()):
-        return logits.sum() * 0.0
-    return F.binary_cross_entropy_with_logits(logits[known], labels[known])
 
 
 def hard_negative(i: int, groups, shapes, gen: torch.Generator, tries: int = 8) -> int | None:

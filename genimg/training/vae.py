@@ -55,25 +55,41 @@ class VaeTrainer(OneStepTrainer):
                  data_dir=DATA_DIR, rec_sigma: float = 1.0, kl_warmup: int = 500, warmup: int = 100,
                  ema_decay: float = 0.999, eval_minutes: float = 10.0, eval_every: int = 0, eval_seeds=(0, 1),
                  ckpt_minutes: float = 5.0, threads: int = 1, adv_weight: float = 0.02, adv_start: int = 2500,
-                 log=print):
+                 shape_classifier: float = 0.0, shape_start: int = 0, classifier_steps: int = 3000, log=print):
         from genimg.embedded.cvae import vae_config
 
         arch = vae_config(config)
         super().__init__(arch, config, int(arch["vae"]["image_size"]),
                          {"rec_sigma": rec_sigma, "kl_warmup": kl_warmup, "warmup": warmup,
-                          "adv_weight": adv_weight, "adv_start": adv_start},
+                          "adv_weight": adv_weight, "adv_start": adv_start, "shape_classifier": shape_classifier,
+                          "shape_start": shape_start, "classifier_steps": classifier_steps},
                          steps=steps, batch_size=batch_size, lr=lr, seed=seed, n_data=n_data, data_dir=data_dir,
                          ema_decay=ema_decay, eval_minutes=eval_minutes, eval_every=eval_every,
                          eval_seeds=eval_seeds, ckpt_minutes=ckpt_minutes, threads=threads, log=log)
         self.rec_sigma, self.kl_warmup, self.warmup = rec_sigma, kl_warmup, warmup
         self.adv_weight, self.adv_start = adv_weight, adv_start
+        self.shape_classifier, self.shape_start, self.classifier_steps = shape_classifier, shape_start, classifier_steps
+        if shape_classifier > 0:
+            from genimg.scenes.grammar import SHAPES
+
+            self.arch["shape_classifier"] = {"image_size": self.size, "classes": len(SHAPES)}
 
     cli_options = {
         "rec_sigma": (float, "std of the Gaussian likelihood on [-1, 1] pixels (larger: more weight on the KL)"),
         "kl_warmup": (int, "steps over which the KL weight rises from 0 to 1"),
         "adv_weight": (float, "weight of the patch discriminator's loss on reconstructions (0: off)"),
         "adv_start": (int, "the step the patch discriminator starts at"),
+        "shape_classifier": (float, "weight of the auxiliary shape classifier's loss on prior samples (0: off)"),
+        "shape_start": (int, "the step that loss starts at"),
+        "classifier_steps": (int, "steps that classifier first learns on real images alone"),
     }
+
+    def setup(self, out_dir: Path, resume_from: Path | None) -> None:
+        """The shared setup (which builds the networks), then the shape classifier's lessons on real images alone
+        - unless a resumed checkpoint brings it."""
+        super().setup(out_dir, resume_from)
+        if self.C is not None and not (resume_from is not None and self.C.load(resume_from)):
+            self.C.pretrain(self.classifier_steps, self.log, "vae")
 
     def build(self) -> None:
         """The VAE, its EMA and Adam."""
@@ -86,6 +102,13 @@ class VaeTrainer(OneStepTrainer):
         self.D = PatchDiscriminator() if self.adv_weight > 0 else None
         if self.D is not None:
             self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.lr, betas=(0.5, 0.9))
+        self.C = None
+        if self.shape_classifier > 0:
+            from genimg.training.data import prepare_data
+            from genimg.training.shapes_aux import ShapeAux, caption_shapes
+
+            _, captions = prepare_data(Path(self.data_dir), self.n_data, self.seed, 64, log=self.log)
+            self.C = ShapeAux(self.data, caption_shapes(captions), batch_size=self.batch_size, seed=self.seed)
         self.params = n_params(self.vae)
         self.log(f"vae: {self.params / 1e6:.2f}M parameters; data {tuple(self.data[0].shape)}")
         self.vae.train()
@@ -121,6 +144,17 @@ class VaeTrainer(OneStepTrainer):
             adv = -self.D(fakes).mean()
             loss = loss + self.adv_weight * adv
             out = {"d": loss_d.item(), "adv": adv.item()}
+        if self.C is not None and step >= self.shape_start:
+            # Prior samples at the pipeline's sampling temperature (what a user sees) should hold the caption's
+            # shapes: the reconstruction term alone teaches the decoder shapes only for the encoder's z.
+            from genimg.embedded.cvae import EmbeddedVAEPipeline
+
+            aux_real = self.C.learn(x, self._batch_idx)
+            eps = torch.randn(batch_size, vae.config.z_dim, generator=g)
+            sample = vae.sample(eps, s, m, p, temperature=EmbeddedVAEPipeline.sample_temperature)
+            aux_fake = self.C.generator_loss(sample, self._batch_idx)
+            loss = loss + self.shape_classifier * aux_fake
+            out |= {"aux_real": aux_real.item(), "aux_fake": aux_fake.item()}
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -133,6 +167,8 @@ class VaeTrainer(OneStepTrainer):
         tensors = {"vae": self.vae.state_dict(), "ema": self.ema.state_dict(), "opt": optimizer_tensors(self.opt)}
         if self.D is not None:
             tensors.update({"patch_d": self.D.state_dict(), "opt_d": optimizer_tensors(self.opt_d)})
+        if self.C is not None:
+            tensors.update(self.C.tensors())
         return tensors
 
     def load_checkpoint(self, checkpoint: Path) -> None:
@@ -143,6 +179,8 @@ class VaeTrainer(OneStepTrainer):
         if self.D is not None and (checkpoint / "patch_d.safetensors").exists():
             self.D.load_state_dict(load_tensors(checkpoint, "patch_d"))
             load_optimizer_tensors(self.opt_d, load_tensors(checkpoint, "opt_d"))
+        if self.C is not None:
+            self.C.load(checkpoint)
 
     def state(self) -> dict[str, Any]:
         """Parameter count and the seed, for the model card."""

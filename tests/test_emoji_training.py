@@ -7,10 +7,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
+
+from genimg.errors import GenimgError
 
 
 def test_the_worlds_registry_knows_both_worlds_and_refuses_a_second_registration():
-    from genimg.errors import GenimgError
     from genimg.training.worlds import WORLDS, get_world, register_world
 
     assert {"shapes", "emoji"} <= set(WORLDS)
@@ -102,3 +104,47 @@ def test_eval_minutes_zero_means_evaluate_by_steps_only():
     trainer = DiffusionTrainer(config="tiny", eval_every=1000, eval_minutes=0, world="emoji", log=lambda *_: None)
     assert trainer.cadence.eval_seconds is None and trainer.cadence.eval_every == 1000
     assert DiffusionTrainer(config="tiny", eval_every=1000, eval_minutes=5).cadence.eval_seconds == 300
+
+
+def test_the_scene_sampler_balances_classes_and_keeps_first_lessons_until_the_curriculum_ends():
+    from collections import Counter
+
+    from genimg.training.diffusion import SceneSampler
+
+    # Class "a" holds 90 % of the scenes; only scenes 0, 1 (a) and 95 (b) are first lessons.
+    keys = ["a"] * 90 + ["b"] * 10
+    firsts = [i in (0, 1, 95) for i in range(100)]
+    sampler = SceneSampler(keys, firsts)
+    gen = torch.Generator().manual_seed(0)
+    uniform = Counter(keys[i] for i in sampler.draw(4000, gen, balanced=False, firsts=False).tolist())
+    balanced = Counter(keys[i] for i in sampler.draw(4000, gen, balanced=True, firsts=False).tolist())
+    assert uniform["b"] / 4000 < 0.15 and 0.45 < balanced["b"] / 4000 < 0.55
+    lessons = sampler.draw(400, gen, balanced=True, firsts=True).tolist()
+    assert set(lessons) == {0, 1, 95} and 0.4 < lessons.count(95) / 400 < 0.6  # balanced among first lessons too
+    assert set(sampler.draw(100, gen, balanced=False, firsts=True).tolist()) <= {0, 1, 95}
+    with pytest.raises(GenimgError, match="no first-lesson scenes"):
+        SceneSampler(keys, [False] * 100).draw(4, gen, balanced=False, firsts=True)
+
+
+def test_emoji_first_lessons_are_one_large_emoji_alone_and_the_card_names_the_curriculum(tmp_path):
+    from genimg.emoji.grammar import dataset_scenes
+    from genimg.training.diffusion import DiffusionTrainer, export
+    from genimg.training.loop import fit
+    from genimg.training.worlds import get_world
+
+    keys, firsts = get_world("emoji").sampling_keys(60, 0)
+    scenes = dataset_scenes(60, 0)
+    assert keys == [s.objects[0].char for s in scenes]
+    assert any(firsts) and all(s.kind == "single" and s.objects[0].size == "large"
+                               for s, first in zip(scenes, firsts) if first)
+    trainer = DiffusionTrainer(steps=2, batch_size=4, config="tiny", n_data=60, vae_steps=2, eval_every=0,
+                               eval_minutes=0, world="emoji", threads=1, balanced=True, curriculum_steps=1,
+                               log=lambda *_: None)
+    result = fit(trainer, tmp_path / "run")
+    assert (tmp_path / "run" / "data" / "sampling_emoji_60_0_32.json").exists()
+    card = json.loads((export(result.checkpoint, tmp_path / "assets", log=lambda *_: None)
+                       / "model_card.json").read_text())
+    assert card["reproduce"] == "python -m genimg train emoji --balanced --curriculum-steps 1 --export"
+    assert "class-balanced" in card["data"] and "curriculum" in card["data"]
+    with pytest.raises(GenimgError, match="no classes to balance"):
+        DiffusionTrainer(config="tiny", world="shapes", balanced=True)

@@ -5,6 +5,7 @@ and their command-line options; the VAE's likelihood width on the command line."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -235,7 +236,10 @@ def test_the_card_says_how_to_reproduce_a_run_with_its_non_default_options():
                                                                          "--rec-sigma 0.3")
     cfg = {"steps": 4000, "config": "vae-shaped", "mode_seeking": 0.05, "init_from": "assets/embedded/vae",
            "hard_negatives": 0.5, "seed": 0}
-    assert reproduce_command("gan", cfg) == ("python -m genimg train vae && python -m genimg train gan --steps 4000 "
+    # From the shipped VAE: its own recipe (its card's reproduce line) first.
+    vae_recipe = json.loads(Path("assets/embedded/vae/model_card.json").read_text())["reproduce"]
+    assert vae_recipe.startswith("python -m genimg train vae")
+    assert reproduce_command("gan", cfg) == (f"{vae_recipe} && python -m genimg train gan --steps 4000 "
                                              "--config vae-shaped --mode-seeking 0.05 --init-from assets/embedded/vae")
     # The best checkpoint of a longer run: the command stops at its step; another VAE start is the user's own.
     cfg |= {"shape_classifier": 3.0, "init_from": "runs/my-vae"}

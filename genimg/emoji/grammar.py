@@ -271,10 +271,15 @@ def render(scene: Scene, size: int = 128) -> Image.Image:
     return canvas.convert("RGB")
 
 
+def dataset_scenes(n: int, seed: int) -> list[Scene]:
+    """The ``n`` scenes of the training set of ``seed`` (what :func:`make_dataset` renders), without rendering."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    return [sample_scene(rng) for _ in range(n)]
+
+
 def make_dataset(n: int, seed: int, size: int = 128) -> tuple[np.ndarray, list[str]]:
     """``n`` scenes from ``seed``: uint8 images (n, size, size, 3) and their captions."""
-    rng = np.random.Generator(np.random.PCG64(seed))
-    scenes = [sample_scene(rng) for _ in range(n)]
+    scenes = dataset_scenes(n, seed)
     return np.stack([np.asarray(render(s, size)) for s in scenes]), [s.caption for s in scenes]
 
 

@@ -216,7 +216,7 @@ def reproduce_command(model: str, train_cfg: dict, step: int | None = None) -> s
     ``step``: the exported checkpoint's step, when it is not the run's last (the best by evaluation):
     the command then stops there (these trainers' schedules depend on the step, never on the total,
     so a run stopped at ``step`` is that checkpoint). A generator started from the shipped VAE (``--init-from
-    assets/embedded/vae``) gets the command that trains that VAE first.
+    assets/embedded/vae``) gets the command that trains that VAE first (its card's ``reproduce``).
     """
     import inspect
 
@@ -232,7 +232,9 @@ def reproduce_command(model: str, train_cfg: dict, step: int | None = None) -> s
             parts.append(f"--{key.replace('_', '-')} {cfg[key]}")
     command = " ".join(parts)
     if cfg.get("init_from") and Path(cfg["init_from"]) == DEFAULTS["vae"]["assets"]:
-        command = "python -m genimg train vae && " + command
+        card = Path(cfg["init_from"]) / "model_card.json"
+        first = json.loads(card.read_text()).get("reproduce") if card.exists() else None
+        command = f"{first or 'python -m genimg train vae'} && " + command
     return command
 
 

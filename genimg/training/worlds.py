@@ -29,6 +29,8 @@ class World:
     the sample grids and of the mode-collapse check; ``data_tag`` prefixes cache file names
     (empty for the shapes world, whose caches predate worlds); ``card(train_cfg, run_dir)`` the
     world's own entries of an exported model card (name, data, licence, ...), or None.
+    ``sampling_keys(n, seed)``, where a world has it, gives each training scene a class (for
+    class-balanced sampling) and whether it is a first lesson (for a curriculum): (keys, firsts).
     """
 
     name: str
@@ -42,6 +44,7 @@ class World:
     data_tag: str = ""
     description: str = ""
     card: Callable[[dict, Path], dict] | None = None
+    sampling_keys: Callable[[int, int], tuple[list[str], list[bool]]] | None = None
 
 
 def downsample(images_u8: np.ndarray, size: int, chunk: int = 4096) -> np.ndarray:
@@ -163,17 +166,32 @@ def emoji_card(train_cfg: dict, run_dir: Path) -> dict[str, Any]:
         "name": "genimg-emoji (embedded, OpenMoji scenes)",
         "data": f"{train_cfg['n_data']} scenes from genimg.emoji.grammar.make_dataset(seed={train_cfg['seed']}, "
                 f"size=128) box-downsampled to {train_cfg['size']} px; captions dropped "
-                f"{train_cfg['caption_dropout']:.0%} of the time",
+                f"{train_cfg['caption_dropout']:.0%} of the time"
+                + ("; class-balanced batches (each emoji equally often)" if train_cfg.get("balanced") else "")
+                + (f"; until step {train_cfg['curriculum_steps']} only one large emoji alone (a curriculum)"
+                   if train_cfg.get("curriculum_steps") else ""),
         "licence": LICENCE,
         "attribution": "Emoji artwork: OpenMoji - the open-source emoji and icon project, CC BY-SA 4.0",
         "eval_protocol": f"genimg.emoji.evaluator.training_scenes() ({len(training_scenes())} prompts: every 4th "
                          "single emoji + 24 position, count and relation scenes) x seeds "
                          f"{train_cfg['eval_seeds']}, {train_cfg['eval_steps']} DPM-Solver++ steps, guidance "
                          f"{train_cfg['guidance']}, EMA weights, scored at 128 px",
-        "reproduce": "python -m genimg train emoji --export",
+        "reproduce": " ".join(["python -m genimg train emoji", *(["--balanced"] if train_cfg.get("balanced") else []),
+                               *([f"--curriculum-steps {train_cfg['curriculum_steps']}"]
+                                 if train_cfg.get("curriculum_steps") else []), "--export"]),
         "train_config": {**train_cfg, "run_dir": str(run_dir)},
         "vocabulary": vocabulary_records(),
     }
+
+
+def _emoji_sampling_keys(n: int, seed: int) -> tuple[list[str], list[bool]]:
+    """Each training scene's class - its (first) emoji - and whether it is a first lesson: one large emoji alone,
+    near the centre (identity before layout, count and relations)."""
+    from genimg.emoji.grammar import dataset_scenes
+
+    scenes = dataset_scenes(n, seed)
+    return ([s.objects[0].char for s in scenes],
+            [s.kind == "single" and s.objects[0].size == "large" for s in scenes])
 
 
 EMOJI_SAMPLE_PROMPTS = ("a cat on a white background", "a big grinning face on a yellow background",
@@ -182,4 +200,5 @@ EMOJI_SAMPLE_PROMPTS = ("a cat on a white background", "a big grinning face on a
 register_world(World(
     name="emoji", domain="emoji-world", make_dataset=_emoji_dataset, render_scenes=_emoji_render, eval_scenes=_emoji_eval_scenes,
     score=_emoji_score, best_metric=("single_emoji", "max"), sample_prompts=EMOJI_SAMPLE_PROMPTS, data_tag="emoji_",
-    description="genimg.emoji.grammar: OpenMoji emoji scenes (CC BY-SA 4.0)", card=emoji_card))
+    description="genimg.emoji.grammar: OpenMoji emoji scenes (CC BY-SA 4.0)", card=emoji_card,
+    sampling_keys=_emoji_sampling_keys))

@@ -260,3 +260,19 @@ def test_near_duplicates_are_images_within_a_small_pixel_distance_of_another():
     base[3, :, :4] = 1.0
     assert near_duplicate_rate(base) == 0.5
     assert near_duplicate_rate(base, threshold=0.001) == 0.0
+
+
+def test_during_the_discriminator_warm_up_only_the_discriminator_learns(tmp_path):
+    from genimg.training.gan import GanTrainer
+
+    t = GanTrainer(steps=3, batch_size=4, config="tiny", n_data=8, data_dir=tmp_path / "data", eval_minutes=0,
+                   hard_negatives=0.0, d_warmup=1, log=lambda *_: None)
+    (tmp_path / "run").mkdir()
+    t.setup(tmp_path / "run", None)
+    g0 = [p.detach().clone() for p in t.G.parameters()]
+    d0 = [p.detach().clone() for p in t.D.parameters()]
+    assert t.step(0)["g"] == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(g0, t.G.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(d0, t.D.parameters()))
+    t.step(1)  # after the warm-up the generator trains
+    assert not all(torch.equal(a, b) for a, b in zip(g0, t.G.parameters()))

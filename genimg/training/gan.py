@@ -51,7 +51,7 @@ class GanTrainer(OneStepTrainer):
                  lr: float = DEFAULTS["gan"]["lr"], seed: int = 0, config="default", n_data: int = 40000,
                  data_dir=DATA_DIR, mismatch_weight: float = 0.5, hard_negatives: float = 0.5,
                  mode_seeking: float = 0.0, r1_gamma: float = 0.0, r1_every: int = 4, init_from=None,
-                 shape_classifier: float = 0.0, classifier_steps: int = 3000,
+                 shape_classifier: float = 0.0, classifier_steps: int = 3000, d_warmup: int = 0,
                  ema_decay: float = 0.999,
                  eval_minutes: float = 10.0, eval_every: int = 0, eval_seeds=(0, 1), ckpt_minutes: float = 5.0,
                  threads: int = 1, log=print):
@@ -65,7 +65,7 @@ class GanTrainer(OneStepTrainer):
                                         "classes": len(SHAPES)}
         extra = {"mismatch_weight": mismatch_weight, "hard_negatives": hard_negatives, "mode_seeking": mode_seeking,
                  "r1_gamma": r1_gamma, "r1_every": r1_every, "init_from": str(init_from) if init_from else None,
-                 "shape_classifier": shape_classifier, "classifier_steps": classifier_steps}
+                 "shape_classifier": shape_classifier, "classifier_steps": classifier_steps, "d_warmup": d_warmup}
         super().__init__(arch, config, int(arch["generator"]["image_size"]), extra,
                          steps=steps, batch_size=batch_size, lr=lr, seed=seed, n_data=n_data, data_dir=data_dir,
                          ema_decay=ema_decay, eval_minutes=eval_minutes, eval_every=eval_every,
@@ -74,6 +74,7 @@ class GanTrainer(OneStepTrainer):
         self.r1_gamma, self.r1_every = r1_gamma, max(1, int(r1_every))
         self.init_from = Path(init_from) if init_from else None
         self.shape_classifier, self.classifier_steps = shape_classifier, int(classifier_steps)
+        self.d_warmup = max(0, int(d_warmup))
 
     # Options of `python -m genimg train gan` beyond the shared ones: name -> (type, help).
     cli_options = {
@@ -85,6 +86,8 @@ class GanTrainer(OneStepTrainer):
         "init_from": (str, "start the generator from this exported conditional VAE's decoder (config vae-shaped)"),
         "shape_classifier": (float, "weight of the auxiliary shape classifier's loss on the generator (0: off)"),
         "classifier_steps": (int, "steps that classifier first learns on real images alone, before the GAN's first"),
+        "d_warmup": (int, "steps that only the discriminator trains, the generator held (a generator started from "
+                          "a VAE meets a critic that already knows real images)"),
     }
 
     def setup(self, out_dir: Path, resume_from: Path | None) -> None:
@@ -153,6 +156,10 @@ class GanTrainer(OneStepTrainer):
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
+        if step < self.d_warmup:  # the generator waits for a discriminator worth listening to
+            return {"d": loss_d.item(), "g": 0.0, "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item(),
+                    "d_mismatch": d_mis.mean().item(), "d_margin": (d_real.mean() - d_fake.mean()).item(),
+                    "mode_seeking": 0.0, "r1": r1.item(), "aux_real": aux_loss.item(), "aux_fake": 0.0}
         # Non-saturating hinge generator loss. With mode seeking, the second half of the batch repeats the first
         # half's captions with other z, and the pairs' image distance per z distance is pushed up.
         half = batch_size // 2

@@ -296,7 +296,10 @@ def export(checkpoint, model: str, assets_dir=None, *, fp16: bool = True, measur
                         "sampling z ~ p(z|text), one decoder pass"
                         + (f"; Gaussian likelihood std {train_cfg['rec_sigma']}" if "rec_sigma" in train_cfg else "")
                         + (f"; patch discriminator on reconstructions from step {train_cfg['adv_start']} "
-                           f"(weight {train_cfg['adv_weight']})" if train_cfg.get("adv_weight") else ""))
+                           f"(weight {train_cfg['adv_weight']})" if train_cfg.get("adv_weight") else "")
+                        + (f"; from step {train_cfg.get('shape_start', 0)} an auxiliary shape classifier (training "
+                           f"only, weight {train_cfg['shape_classifier']}) read the prior samples' shapes"
+                           if train_cfg.get("shape_classifier") else ""))
     card = {
         "name": name,
         "architecture": architecture,

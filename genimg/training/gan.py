@@ -21,7 +21,11 @@ shape right 0.00), measured per checkpoint (docs/training.md):
   reads other shapes than the caption's in its image - a dense, per-image signal for the one thing
   the adversarial and matching losses let slide (:mod:`genimg.training.shapes_aux`). It is a small
   network of its own, not a head on D: measured, a head on the spectral-normed D's features was
-  still at 0.75 label accuracy (all-absent: 0.70) after 400 steps. Training only: it is not the evaluator and does not ship.
+  still at 0.75 label accuracy (all-absent: 0.70) after 400 steps. Training only: it is not the
+  evaluator and does not ship.
+* ``d_warmup``: the discriminator learns alone for that many steps, the generator held, so that a
+  generator started from a VAE decoder is first judged by a critic that knows real images
+  (measured: the shipped GAN, docs/training-tracking.md).
 """
 
 from __future__ import annotations

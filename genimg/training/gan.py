@@ -94,13 +94,6 @@ class GanTrainer(OneStepTrainer):
                           "a VAE meets a critic that already knows real images)"),
     }
 
-    def setup(self, out_dir: Path, resume_from: Path | None) -> None:
-        """The shared setup (which builds the networks), then the shape classifier's lessons on real images alone
-        - unless a resumed checkpoint brings it."""
-        super().setup(out_dir, resume_from)
-        if self.C is not None and not (resume_from is not None and self.C.load(resume_from)):
-            self.C.pretrain(self.classifier_steps, self.log, "gan")
-
     def build(self) -> None:
         """G, D, the EMA of G and one Adam per network (betas 0, 0.99)."""
         from genimg.embedded.gan import ConditionalGANGenerator, ProjectionDiscriminator, n_params

@@ -100,6 +100,10 @@ class OneStepTrainer(Trainer):
         torch.manual_seed(self.seed)
         self.build()
         self.g = torch.Generator()
+        # The auxiliary shape classifier (``self.C``, genimg.training.shapes_aux) learns on real images alone first,
+        # so that its first word to the generator means something - unless a resumed checkpoint brings it.
+        if self.C is not None and not (resume_from is not None and self.C.load(resume_from)):
+            self.C.pretrain(self.classifier_steps, self.log, self.name)
 
     def batch(self, step: int):
         """Step ``step``'s batch: (images in [-1, 1], states, mask, pooled); seeds ``self.g`` for the step."""
@@ -110,6 +114,10 @@ class OneStepTrainer(Trainer):
 
     # The trainer's own options of `python -m genimg train <name>`: keyword -> (type, help); None keeps the default.
     cli_options: dict[str, tuple[type, str]] = {}
+
+    # The auxiliary shape classifier (a ShapeAux), when a subclass's build() makes one; classifier_steps its lessons.
+    C = None
+    classifier_steps = 0
 
     # The best checkpoint is the one that draws what it is asked (colour, background and shape right).
     best_metric = ("single_colour_bg_shape", "max")

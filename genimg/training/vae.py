@@ -89,13 +89,6 @@ class VaeTrainer(OneStepTrainer):
         "classifier_steps": (int, "steps that classifier first learns on real images alone"),
     }
 
-    def setup(self, out_dir: Path, resume_from: Path | None) -> None:
-        """The shared setup (which builds the networks), then the shape classifier's lessons on real images alone
-        - unless a resumed checkpoint brings it."""
-        super().setup(out_dir, resume_from)
-        if self.C is not None and not (resume_from is not None and self.C.load(resume_from)):
-            self.C.pretrain(self.classifier_steps, self.log, "vae")
-
     def build(self) -> None:
         """The VAE, its EMA and Adam."""
         from genimg.embedded.cvae import ConditionalVAE

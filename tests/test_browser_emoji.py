@@ -63,7 +63,7 @@ def test_an_emoji_example_sets_prompt_and_model_and_the_vocabulary_is_searchable
     model_input = page.locator("#generate-model input")
     expect(model_input).to_have_value("genimg diffusion (embedded, 64 px)")
     examples = page.locator("#generate-examples")
-    expect(examples).to_contain_text("genimg-emoji")           # featured beside the default's own examples
+    expect(examples).to_contain_text("genimg emoji (embedded")  # featured, by name, beside the default's own examples
     examples.get_by_text("a cat to the left of a rocket on a blue background").click()
     expect(page.locator("#generate-prompt textarea")).to_have_value("a cat to the left of a rocket on a blue background")
     expect(model_input).to_have_value("genimg emoji (embedded, OpenMoji scenes, 64 px)")

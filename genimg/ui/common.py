@@ -102,20 +102,36 @@ def example_prompts(pool: Any, model_ids: Any) -> list[list[str]]:
 
 
 def featured_examples(pool: Any, model_id: str | None, per_other: int = 2) -> list[list[str]]:
-    """Generate's clickable examples as ``[prompt, model id]`` rows: the chosen model's own examples, then
+    """Generate's clickable examples as ``[prompt, model name]`` rows: the chosen model's own examples, then
     ``per_other`` of each other available model whose prompt domain differs (so another world - the
-    emoji model beside the shapes models - is one click away, model included)."""
+    emoji model beside the shapes models - is one click away, model included). Names are what the model
+    picker shows; :func:`model_id_for_name` maps a clicked one back."""
     from genimg.domains import domain_of
 
-    rows = [[p[0], model_id or ""] for p in example_prompts(pool, model_id)]
+    own_name = _spec_name(pool, model_id)
+    rows = [[p[0], own_name] for p in example_prompts(pool, model_id)]
     own = {d.id for d in _domains(pool, model_id)}
     for spec in pool.catalog.values():
         domain = domain_of(spec)
         if domain is None or domain.id in own or "text-to-image" not in spec.tasks or not pool.availability(spec.id)[0]:
             continue
         own.add(domain.id)
-        rows += [[prompt, spec.id] for prompt in domain.examples()[:per_other]]
+        rows += [[prompt, spec.name] for prompt in domain.examples()[:per_other]]
     return rows
+
+
+def _spec_name(pool: Any, model_id: str | None) -> str:
+    if not model_id:
+        return ""
+    try:
+        return pool.spec(model_id).name
+    except GenimgError:
+        return model_id
+
+
+def model_id_for_name(pool: Any, name: str | None) -> str | None:
+    """The catalog id of the model named ``name`` (an example row's model), or None when no model has it."""
+    return next((spec.id for spec in pool.catalog.values() if spec.name == name), None)
 
 
 def vocabulary_rows(pool: Any, model_id: str | None, query: str = "") -> tuple[list[list[str]], str]:

@@ -12,8 +12,8 @@ from genimg.tasks.batching import Coalescer
 from genimg.params import scheduler_names
 from genimg.tasks.generate import GenerateRequest
 from genimg.ui.ask_tab import ask_box
-from genimg.ui.common import (featured_examples, model_choices, model_note, prompt_note, step_progress, user_errors,
-                              vocabulary_rows)
+from genimg.ui.common import (featured_examples, model_choices, model_id_for_name, model_note, prompt_note,
+                              step_progress, user_errors, vocabulary_rows)
 
 
 def model_defaults(pool: Any, model_id: str | None) -> tuple[Any, Any, Any, Any, str]:
@@ -155,8 +155,8 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     # The inline note follows the prompt and the model: advice, never an error.
     gr.on([prompt.change, model.change], lambda text, model_id: prompt_note(pool, model_id, text), [prompt, model],
           note, api_name=False, queue=False, show_progress="hidden", trigger_mode="always_last")
-    examples.click(lambda sample: (sample[0], sample[1] or gr.update()), examples, [prompt, model], api_name=False,
-                   queue=False)
+    examples.click(lambda sample: (sample[0], model_id_for_name(pool, sample[1]) or gr.update()), examples,
+                   [prompt, model], api_name=False, queue=False)
     run.click(on_generate, [prompt, negative, model, width, height, steps, guidance, scheduler, seed, batch],
               [gallery, timing, record], api_name="generate", concurrency_limit=concurrency,
               concurrency_id="generate")

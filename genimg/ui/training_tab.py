@@ -27,8 +27,8 @@ def _frame(points: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(points or [], columns=["step", "value", "series"])
 
 
-def _colours(points: list[dict[str, Any]]) -> gr.LinePlot:
-    """A LinePlot update giving each series of ``points`` a colour (the plot's value is left alone).
+def _colours(points: list[dict[str, Any]]) -> dict[str, str]:
+    """A colour per series of ``points``, for a LinePlot update sent after its value (the value left alone).
 
     Why: Gradio's plot (6.31) builds its Vega spec - the column types and the colour domain - when
     a setting such as ``color_map`` changes, and on a new value only swaps the data. Showing a
@@ -39,7 +39,7 @@ def _colours(points: list[dict[str, Any]]) -> gr.LinePlot:
     series shown, it changes whenever they do and the spec is rebuilt from the new data.
     """
     series = list(dict.fromkeys(p["series"] for p in points))
-    return gr.LinePlot(color_map={name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)})
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
 
 
 def build(pool: Any, settings: Any) -> dict[str, Any]:
@@ -73,23 +73,26 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     with gr.Accordion("Run card (settings, best checkpoint, last evaluation)", open=False):
         card = gr.JSON(show_label=False)
     timer = gr.Timer(LIVE_SECONDS, active=False)
+    colour_maps = gr.State({"loss": {}, "eval": {}})  # show() -> restyle(): the curves are read once per event
 
     def show(run_dir, other_dir, index=None):
         dirs = [d for d in (run_dir, other_dir) if d]
         if not dirs:
             note = "No training runs yet: `python -m genimg train gan --steps 200` records one (see README)."
-            return _frame([]), _frame([]), note, gr.Slider(0, 1, value=0), None, None, None
+            return (_frame([]), _frame([]), note, gr.Slider(0, 1, value=0), None, None, None,
+                    {"loss": {}, "eval": {}})
         grids = sample_steps(dirs[0])
         last = max(0, len(grids) - 1)
         index = last if index is None else min(int(index), last)
         paired = nearest_sample(sample_steps(other_dir), grids[index][0]) if other_dir and grids else None
-        return (_frame(curve_points(dirs, "loss")), _frame(curve_points(dirs, "eval")), alarms_markdown(dirs),
+        loss_points, eval_points = curve_points(dirs, "loss"), curve_points(dirs, "eval")
+        return (_frame(loss_points), _frame(eval_points), alarms_markdown(dirs),
                 gr.Slider(0, max(last, 1), step=1, value=index,  # Gradio refuses a slider whose max is its min
                           label=f"Checkpoint (sample grid): step {grids[index][0]}" if grids else "Checkpoint"),
                 grids[index][1] if grids else None,
                 gr.Image(value=paired[1] if paired else None, visible=bool(other_dir),
                          label=f"Side-by-side run at step {paired[0]} (nearest)" if paired else "Side-by-side run"),
-                run_card(dirs[0]))
+                run_card(dirs[0]), {"loss": _colours(loss_points), "eval": _colours(eval_points)})
 
     def reload(run_dir, other_dir):
         rows, choices = runs_table()
@@ -99,22 +102,21 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         return (gr.Dropdown(choices=choices, value=run_dir), gr.Dropdown(choices=choices, value=other_dir), rows,
                 *show(run_dir, other_dir))
 
-    def restyle(run_dir, other_dir):
-        dirs = [d for d in (run_dir, other_dir) if d]
-        return _colours(curve_points(dirs, "loss")), _colours(curve_points(dirs, "eval"))
+    def restyle(maps):
+        return gr.LinePlot(color_map=maps["loss"]), gr.LinePlot(color_map=maps["eval"])
 
-    outputs = [losses, evals, alarms, step, samples, other_samples, card]
+    outputs = [losses, evals, alarms, step, samples, other_samples, card, colour_maps]
     gr.on([run.change, other.change], show, [run, other], outputs, api_name=False).then(
-        restyle, [run, other], [losses, evals], api_name=False, show_progress="hidden")
+        restyle, colour_maps, [losses, evals], api_name=False, show_progress="hidden")
     step.release(lambda r, o, i: show(r, o, i)[3:6], [run, other, step], [step, samples, other_samples],
                  api_name=False)
     gr.on([refresh.click, timer.tick], reload, [run, other], [run, other, table, *outputs], api_name=False,
-          show_progress="hidden").then(restyle, [run, other], [losses, evals], api_name=False, show_progress="hidden")
+          show_progress="hidden").then(restyle, colour_maps, [losses, evals], api_name=False, show_progress="hidden")
     live.change(lambda on: gr.Timer(active=bool(on)), live, timer, api_name=False, queue=False)
 
     def on_load(demo: gr.Blocks) -> None:
         """Show the newest run's curves on the page's first view (``demo.load``)."""
-        demo.load(show, [run, other], outputs, api_name=False).then(restyle, [run, other], [losses, evals],
+        demo.load(show, [run, other], outputs, api_name=False).then(restyle, colour_maps, [losses, evals],
                                                                      api_name=False, show_progress="hidden")
 
     return {"run": run, "table": table, "on_load": on_load}

@@ -114,7 +114,7 @@ class EmojiWorld(PromptDomain):
                 "in five skin tones, mammals, birds, fruit, prepared food, cars, trains and aircraft, weather, "
                 "flowers, plants and buildings — one alone (small or large), at a position (left, right, top, "
                 "bottom, centre), two or three of one kind, or two related (left of, right of, above, below), on a "
-                f"{', '.join(BACKGROUND_NAMES)} background. 64 px. Emoji: OpenMoji, CC BY-SA 4.0 (the model and its "
+                f"{', '.join(BACKGROUND_NAMES)} background. 128 px. Emoji: OpenMoji, CC BY-SA 4.0 (the model and its "
                 "images are adaptations). Search the vocabulary below.")
 
     def examples(self) -> list[str]:

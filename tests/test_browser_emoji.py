@@ -1,7 +1,7 @@
 """Real-browser test of genimg-emoji in the Generate tab: featured in the default model's examples (one
 click sets prompt and model), its searchable vocabulary, and an image drawn by it. The emoji model here
 is a tiny one trained for two steps by the real trainer and exported by the real export (plumbing: the
-shipped weights, when present, are the same format)."""
+shipped weights are the same format)."""
 
 from __future__ import annotations
 
@@ -20,18 +20,17 @@ def emoji_app_url(tmp_path_factory):
 
     from genimg.models.catalog import load_catalog
     from genimg.models.pool import ModelPool
-    from genimg.training.diffusion import DiffusionTrainer, export
+    from genimg.training.emoji_glyphs import GlyphTrainer, export
     from genimg.training.loop import fit
     from genimg.ui.app import CSS, build_app
     from tests.conftest import free_port
 
     root = tmp_path_factory.mktemp("tiny-emoji")
-    trainer = DiffusionTrainer(steps=2, batch_size=4, config="tiny", n_data=8, vae_steps=2, eval_every=0,
-                               world="emoji", threads=1, log=lambda *_: None)
+    trainer = GlyphTrainer(steps=2, batch_size=4, config="tiny", eval_every=0, threads=1, log=lambda *_: None)
     folder = export(fit(trainer, root / "run").checkpoint, root / "emoji", log=lambda *_: None)
     catalog = {k: v for k, v in load_catalog().items() if k in MODELS}
     catalog["genimg-emoji"] = replace(catalog["genimg-emoji"], source=str(folder),
-                                      defaults={**catalog["genimg-emoji"].defaults, "width": 32, "height": 32})
+                                      defaults={**catalog["genimg-emoji"].defaults, "width": 64, "height": 64})
     pool = ModelPool(catalog)
     assert pool.availability("genimg-emoji")[0], pool.availability("genimg-emoji")[1]
     demo = build_app(pool)
@@ -66,7 +65,7 @@ def test_an_emoji_example_sets_prompt_and_model_and_the_vocabulary_is_searchable
     expect(examples).to_contain_text("genimg emoji (embedded")  # featured, by name, beside the default's own examples
     examples.get_by_text("a cat to the left of a rocket on a blue background").click()
     expect(page.locator("#generate-prompt textarea")).to_have_value("a cat to the left of a rocket on a blue background")
-    expect(model_input).to_have_value("genimg emoji (embedded, OpenMoji scenes, 64 px)")
+    expect(model_input).to_have_value("genimg emoji (embedded, OpenMoji scenes, 128 px)")
     expect(page.locator("#generate-model-note")).to_contain_text("OpenMoji")
 
     page.locator("#generate-vocabulary").get_by_text("Vocabulary").click()

@@ -170,7 +170,7 @@ def test_a_trainer_name_registers_once():
     from genimg.training import TRAINERS
     from genimg.training.registry import TrainerRegistry
 
-    assert TRAINERS.names() == ["dae", "diffusion", "emoji", "fewstep", "gan", "vae"]
+    assert TRAINERS.names() == ["dae", "diffusion", "emoji", "emoji-diffusion", "fewstep", "gan", "vae"]
     registry = TrainerRegistry()
     registry.register("x")(lambda argv: {})
     with pytest.raises(ValueError, match="registered twice"):

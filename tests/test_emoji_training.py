@@ -1,5 +1,5 @@
-"""genimg-emoji's training: the shared latent-diffusion trainer on the emoji world (plumbing on a tiny
-random-weight config), scored by the emoji evaluator, exported with the OpenMoji licence and vocabulary."""
+"""The emoji world's latent-diffusion training (``train emoji-diffusion``, measured, not shipped): the shared
+trainer on the emoji world (plumbing on a tiny random-weight config), scored by the emoji evaluator, exported with the OpenMoji licence and vocabulary."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_train_emoji_runs_the_shared_loop_and_exports_a_card_with_licence_and_vo
     assert card["name"].startswith("genimg-emoji") and "CC BY-SA 4.0" in card["licence"]
     assert len(card["vocabulary"]) == len(vocabulary()) >= 150
     assert {"emoji", "name"} <= set(card["vocabulary"][0])
-    assert card["reproduce"] == "python -m genimg train emoji --export"
+    assert card["reproduce"] == "python -m genimg train emoji-diffusion --export"
     assert card["train_config"]["run_dir"] == str(tmp_path / "run")
     from genimg.training.emoji import record_memorisation
 
@@ -75,12 +75,12 @@ def test_train_emoji_runs_the_shared_loop_and_exports_a_card_with_licence_and_vo
     assert json.loads((folder / "model_card.json").read_text())["memorisation"]["n"] == 3
 
 
-def test_train_emoji_is_a_registered_trainer_with_its_own_defaults():
+def test_train_emoji_diffusion_is_a_registered_trainer_with_its_own_defaults():
     from genimg.training import TRAINERS
     from genimg.training.diffusion import _parser
 
-    assert "emoji" in TRAINERS
-    args = _parser("python -m genimg train emoji", out=__import__("pathlib").Path("runs/emoji"),
+    assert {"emoji", "emoji-diffusion"} <= set(TRAINERS.names())
+    args = _parser("python -m genimg train emoji-diffusion", out=__import__("pathlib").Path("runs/emoji"),
                    config="emoji").parse_args([])
     assert str(args.out) == "runs/emoji" and args.config == "emoji"
 
@@ -144,7 +144,7 @@ def test_emoji_first_lessons_are_one_large_emoji_alone_and_the_card_names_the_cu
     assert (tmp_path / "run" / "data" / "sampling_emoji_60_0_32.json").exists()
     card = json.loads((export(result.checkpoint, tmp_path / "assets", log=lambda *_: None)
                        / "model_card.json").read_text())
-    assert card["reproduce"] == "python -m genimg train emoji --balanced --curriculum-steps 1 --export"
+    assert card["reproduce"] == "python -m genimg train emoji-diffusion --balanced --curriculum-steps 1 --export"
     assert "class-balanced" in card["data"] and "curriculum" in card["data"]
     with pytest.raises(GenimgError, match="no classes to balance"):
         DiffusionTrainer(config="tiny", world="shapes", balanced=True)

@@ -88,9 +88,12 @@ class ConvGeneratorNet(nn.Module):
 
     ``channels[i]`` is the width at 4 * 2**i pixels; a last stride-2 transposed conv makes
     the RGB image at ``S = 4 * 2**len(channels)`` (as in DCGAN), followed by tanh.
+    ``out_channels``: 3 for RGB; the emoji glyph decoder asks 4 (colour + alpha) and ``tanh=False``
+    (raw logits: its alpha is learnt through a logistic loss, which does not saturate).
     """
 
-    def __init__(self, z_dim: int, cond_dim: int, channels, groups: int = 8, refine=None):
+    def __init__(self, z_dim: int, cond_dim: int, channels, groups: int = 8, refine=None, out_channels: int = 3,
+                 tanh: bool = True):
         super().__init__()
         channels = list(channels)
         refine = list(refine) if refine is not None else [False] * (len(channels) - 1)
@@ -101,7 +104,8 @@ class ConvGeneratorNet(nn.Module):
         self.film0 = nn.Linear(w_dim, 2 * channels[0])
         self.blocks = nn.ModuleList(
             _FiLMUp(a, b, w_dim, groups, bool(r)) for a, b, r in zip(channels[:-1], channels[1:], refine))
-        self.to_rgb = nn.ConvTranspose2d(channels[-1], 3, 4, 2, 1)
+        self.to_rgb = nn.ConvTranspose2d(channels[-1], out_channels, 4, 2, 1)
+        self.tanh = tanh
 
     def forward(self, z, c):
         w = torch.cat([z, c], dim=1)
@@ -109,7 +113,8 @@ class ConvGeneratorNet(nn.Module):
         h = F.relu(self.norm0(self.fc(w).view(-1, self.c0, 4, 4)) * (1 + gamma) + beta)
         for block in self.blocks:
             h = block(h, w)
-        return torch.tanh(self.to_rgb(h))
+        out = self.to_rgb(h)
+        return torch.tanh(out) if self.tanh else out
 
 
 def _check_channels(image_size: int, channels) -> None:

@@ -237,6 +237,45 @@ def compose_scene(rng: np.random.Generator, kind: str, char: str | None = None, 
                  relation if kind == "relation" else None)
 
 
+def layout(rng: np.random.Generator, kind: str, chars: tuple[str, ...], sizes: tuple[str | None, ...], *,
+           position: str | None = None, relation: str | None = None, count: int = 1) -> tuple[EmojiObject, ...]:
+    """Place the emoji a caption asks for by the grammar's own rules (what a generator's layout stage uses).
+
+    ``chars``/``sizes``: one entry per kind of emoji (two for a relation); a size of None is drawn.
+    ``count`` copies for kind "count" (3 copies are always small, as in the grammar). Returns the
+    objects with their centres; raises GenimgError for an unknown kind, position or relation.
+    """
+    if kind not in KINDS:
+        raise GenimgError(f"unknown scene kind {kind!r}; expected one of {', '.join(KINDS)}")
+    sizes = tuple(s if s is not None else _choice(rng, tuple(SIZES)) for s in sizes)
+    if kind == "single":
+        return (EmojiObject(chars[0], sizes[0], 0.5 + _uniform(rng, -SINGLE_JITTER, SINGLE_JITTER),
+                            0.5 + _uniform(rng, -SINGLE_JITTER, SINGLE_JITTER)),)
+    if kind == "position":
+        if position not in POSITIONS:
+            raise GenimgError(f"unknown position {position!r}; expected one of {', '.join(POSITIONS)}")
+        return (EmojiObject(chars[0], sizes[0], *_region_centre(rng, position, sizes[0])),)
+    if kind == "count":
+        size = "small" if count >= 3 else sizes[0]
+        placed: list[EmojiObject] = []
+        while len(placed) < count:
+            xy = _free_position(rng, size, placed)
+            if xy is None:
+                placed = []
+                continue
+            placed.append(EmojiObject(chars[0], size, *xy))
+        return tuple(placed)
+    if relation not in RELATIONS:
+        raise GenimgError(f"unknown relation {relation!r}; expected one of {', '.join(RELATIONS)}")
+    while True:
+        a = _free_position(rng, sizes[0], [])
+        b = _free_position(rng, sizes[1], [EmojiObject(chars[0], sizes[0], *a)])
+        if b is not None:
+            along, cross = relation_axes(b[0] - a[0], b[1] - a[1], relation)
+            if along >= RELATION_MIN and abs(cross) <= RELATION_SLOPE * along:
+                return EmojiObject(chars[0], sizes[0], *a), EmojiObject(chars[1], sizes[1], *b)
+
+
 def sample_scene(rng: np.random.Generator, kind: str | None = None, *, faces_only: bool = False) -> Scene:
     """One random scene (kind drawn uniformly unless given)."""
     return compose_scene(rng, kind or _choice(rng, KINDS), faces_only=faces_only)

@@ -28,6 +28,8 @@ LOADERS = {
     "fewstep": "genimg.embedded.diffusion:load_embedded_diffusion",
     "gan": "genimg.embedded.gan:load_embedded_gan",
     "vae": "genimg.embedded.cvae:load_embedded_vae",
+    # genimg-emoji: layout by the emoji grammar, each emoji drawn by a learnt glyph decoder
+    "emoji": "genimg.embedded.emoji_glyphs:load_embedded_emoji",
 }
 
 RUNTIMES = ("onnx", "torch")

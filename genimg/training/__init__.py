@@ -5,7 +5,7 @@
   the :class:`~genimg.training.loop.Trainer` contract (setup, step, evaluate, export);
 - trainers, each registered by model name for ``python -m genimg train <model>``:
   :mod:`~genimg.training.diffusion` and :mod:`~genimg.training.emoji` (one recipe, two worlds:
-  :mod:`~genimg.training.worlds`), :mod:`~genimg.training.fewstep` (distillation),
+  :mod:`~genimg.training.worlds`), :mod:`~genimg.training.emoji_glyphs` (genimg-emoji's glyph decoder), :mod:`~genimg.training.fewstep` (distillation),
   :mod:`~genimg.training.gan` and :mod:`~genimg.training.vae` (sharing
   :mod:`~genimg.training.onestep`), :mod:`~genimg.training.dae` (the restoration denoiser);
 - shared helpers: :mod:`~genimg.training.data` (scene data, caption states),
@@ -16,7 +16,7 @@
 Importing this package registers every trainer in :data:`TRAINERS`.
 """
 
-from genimg.training import dae, diffusion, emoji, fewstep, gan, vae  # noqa: F401  (each registers its trainer)
+from genimg.training import dae, diffusion, emoji, emoji_glyphs, fewstep, gan, vae  # noqa: F401  (each registers its trainer)
 from genimg.training.registry import TRAINERS
 
 __all__ = ["TRAINERS"]

@@ -1,4 +1,7 @@
-"""``python -m genimg train emoji``: genimg-emoji, a text-to-image model of the emoji world.
+"""``python -m genimg train emoji-diffusion``: latent diffusion on the emoji world (measured, not shipped).
+
+genimg-emoji ships another design (:mod:`genimg.training.emoji_glyphs`, ``train emoji``): this
+recipe learnt layout and backgrounds in two CPU hours but not which emoji is which (docs/emoji-world.md).
 
 The embedded latent-diffusion recipe (:mod:`genimg.training.diffusion`: patch autoencoder
 f=4, UNet2DConditionModel on frozen MiniLM states, v-prediction, EMA, the shared loop with
@@ -18,19 +21,19 @@ from typing import Any
 from genimg.training.registry import register_trainer
 
 DEFAULT_OUT = Path("runs/emoji")
-DEFAULT_ASSETS = Path("assets/embedded/emoji")
+DEFAULT_ASSETS = Path("assets/embedded/emoji-diffusion")
 
-@register_trainer("emoji")
+@register_trainer("emoji-diffusion")
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """``python -m genimg train emoji [options]`` (the options of ``train diffusion``; defaults: --out runs/emoji,
-    --assets assets/embedded/emoji, --config emoji, --eval-seeds 0): train resumably, export with ``--export``.
+    """``python -m genimg train emoji-diffusion [options]`` (the options of ``train diffusion``; defaults: --out runs/emoji,
+    --assets assets/embedded/emoji-diffusion, --config emoji, --eval-seeds 0): train resumably, export with ``--export``.
 
     Returns the run's summary. Raises GenimgError for a user error.
     """
     from genimg.training.diffusion import run_cli
 
     # One seed per evaluation prompt: 169 prompts (97 emoji alone) already cost ~3 min on one CPU thread.
-    summary = run_cli(argv, world="emoji", prog="python -m genimg train emoji", out=DEFAULT_OUT, assets=DEFAULT_ASSETS,
+    summary = run_cli(argv, world="emoji", prog="python -m genimg train emoji-diffusion", out=DEFAULT_OUT, assets=DEFAULT_ASSETS,
                       config="emoji", eval_seeds="0")
     if summary.get("assets"):
         summary["measured"] = record_memorisation(Path(summary["assets"]))

@@ -176,7 +176,7 @@ def emoji_card(train_cfg: dict, run_dir: Path) -> dict[str, Any]:
                          "single emoji + 24 position, count and relation scenes) x seeds "
                          f"{train_cfg['eval_seeds']}, {train_cfg['eval_steps']} DPM-Solver++ steps, guidance "
                          f"{train_cfg['guidance']}, EMA weights, scored at 128 px",
-        "reproduce": " ".join(["python -m genimg train emoji", *(["--balanced"] if train_cfg.get("balanced") else []),
+        "reproduce": " ".join(["python -m genimg train emoji-diffusion", *(["--balanced"] if train_cfg.get("balanced") else []),
                                *([f"--curriculum-steps {train_cfg['curriculum_steps']}"]
                                  if train_cfg.get("curriculum_steps") else []), "--export"]),
         "train_config": {**train_cfg, "run_dir": str(run_dir)},

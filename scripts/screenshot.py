@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TABS = ("generate", "compare", "style", "restore", "metrics", "evaluate")  # the other tabs: their own browser tests
+TABS = ("generate", "generate-emoji", "compare", "style", "restore", "metrics", "evaluate")  # the other tabs: their own browser tests
 
 
 def main() -> int:

@@ -122,6 +122,28 @@ def test_generate(page, artifacts_dir):
     assert_no_toast(page, "Generate, out-of-domain prompt")
 
 
+def test_generate_emoji(page, artifacts_dir):
+    from playwright.sync_api import expect
+
+    # The emoji world's example sets its model; four seeds of one prompt: four layouts, the same emoji.
+    page.locator("#generate-examples").get_by_text("a cat to the left of a rocket on a blue background").click()
+    expect(page.locator("#generate-model input")).to_have_value(re.compile("genimg emoji"))
+    expect(page.locator("#generate-model-note")).to_contain_text("OpenMoji")
+    page.locator("#generate-prompt textarea").fill("a grinning face to the left of a cat on a yellow background")
+    page.get_by_text("Settings (filled with the model's defaults)").click()
+    page.locator("#generate-batch input").fill("4")
+    page.locator("#generate-seed input").fill("1")
+    page.locator("#generate-button").click()
+    assert_images_readable(page, "#generate-gallery img", count=4)
+    image = page.locator("#generate-gallery img").first
+    assert image.evaluate("img => img.naturalWidth") == 128
+    expect(page.locator("#generate-timing")).to_contain_text("genimg emoji")
+    expect(page.locator("#generate-timing")).to_contain_text(re.compile(r"one pass, [\d.]+ images/s"))
+    assert_no_toast(page, "Generate, emoji")
+    page.get_by_text("Settings (filled with the model's defaults)").click()  # closed again for the screenshot
+    shoot(page, artifacts_dir, "generate-emoji")
+
+
 def test_compare(page, artifacts_dir):
     from playwright.sync_api import expect
 

@@ -28,7 +28,7 @@ def tiny(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("emoji-glyphs")
     trainer = GlyphTrainer(steps=2, batch_size=4, config="tiny", eval_every=2, eval_limit=6, threads=1, **QUIET)
-    result = fit(trainer, root / "run", export_to=root / "assets", export_best=True)  # as `train emoji --export`
+    result = fit(trainer, root / "run", export_to=root / "assets")  # as `train emoji --export`
     folder = Path(result.exported["assets"])
     return folder, load_embedded_emoji(folder)
 
@@ -123,6 +123,8 @@ def test_the_export_writes_a_card_with_vocabulary_licence_and_the_reproducing_co
     assert memo["n"] == len(vocabulary()) and memo["training_renders"] == 8 * len(vocabulary())
     assert 0 < memo["fresh_renders"]["median"] < 1 and 0 < memo["generated"]["median"] < 1
     assert measured["seed_variation"]["median"] >= 0 and measured["speed"]["images_per_s_batch16"] > 0
+    fresh = measured["fresh_seeds"]  # the headline: the whole evaluation set, seeds training did not evaluate
+    assert fresh["seeds"] == [7, 8] and fresh["prompts"] == 687 and 0 <= fresh["single_emoji"] <= 1
 
 
 def test_train_emoji_is_the_glyph_trainer_and_refuses_bad_options(tmp_path):
@@ -182,6 +184,7 @@ def test_shipped_genimg_emoji_generates_through_the_catalog_at_its_size_and_vari
                                       seed=5, batch=3), shipped)
     arrays = [np.asarray(im.convert("RGB")) for im in result.images]
     assert [im.size for im in result.images] == [(128, 128)] * 3 and result.params["steps"] == 1
+    assert result.timings.decode_s > 0  # the glyph decoder's drawing is timed as the decode stage
     assert all(np.allclose(a[0, 0], [255, 240, 110], atol=2) for a in arrays)  # the yellow asked
     assert not np.array_equal(arrays[0], arrays[1]) and not np.array_equal(arrays[1], arrays[2])
     again = generate(GenerateRequest(prompt="a grinning face on a yellow background", model="genimg-emoji",

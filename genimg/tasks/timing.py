@@ -88,7 +88,8 @@ class StageTimer:
             if isinstance(module, torch.nn.Module):
                 self._hook(module, "text")
         vae = getattr(self.pipe, "vae", None)
-        decoder = getattr(vae, "decoder", None)
+        # A pipeline without a VAE may name the network that draws its pixels (genimg-emoji's glyph decoder).
+        decoder = getattr(vae, "decoder", None) or getattr(self.pipe, "decode_module", None)
         if isinstance(decoder, torch.nn.Module):
             self._hook(decoder, "decode")
         synchronize(self.device)

@@ -29,7 +29,10 @@ def model_defaults(pool: Any, model_id: str | None) -> tuple[Any, Any, Any, Any,
 def timing_markdown(summary: dict[str, Any]) -> str:
     """One line a person can read: wall time, speed, stages, memory, load, shared batch."""
     shared = summary.get("batch_requests", 1)
-    return (f"**{summary['model']}** — {summary['wall_s']:.3f} s, {summary['steps_per_s']:.2f} steps/s "
+    # A one-step model (GAN, VAE, genimg-emoji) has no steps to count: its speed is images per second.
+    speed = (f"{summary['steps_per_s']:.2f} steps/s" if summary.get("steps", 2) > 1
+             else f"one pass, {summary.get('images', 1) / max(summary['wall_s'], 1e-9):.1f} images/s")
+    return (f"**{summary['model']}** — {summary['wall_s']:.3f} s, {speed} "
             f"(text {summary['text_encode_s']:.3f} s · denoise {summary['denoise_s']:.3f} s · decode "
             f"{summary['decode_s']:.3f} s) · peak {summary['peak_memory_mb']:.0f} MB"
             + (f" · first load {summary['load_s']:.2f} s" if summary.get("load_s") else "")
@@ -48,7 +51,7 @@ def replica_text(replica: dict[str, Any]) -> str:
 def result_summary(result: Any) -> dict[str, Any]:
     t = result.timings
     return {"model": result.model["name"] + (f" ({result.model['runtime']})" if result.model.get("runtime") else ""),
-            "wall_s": t.total_s, "steps_per_s": t.steps_per_s,
+            "wall_s": t.total_s, "steps_per_s": t.steps_per_s, "steps": t.steps, "images": len(result.images),
             "text_encode_s": t.text_encode_s, "denoise_s": t.denoise_s, "decode_s": t.decode_s,
             "peak_memory_mb": t.peak_memory_bytes / 2**20, "load_s": t.load_s, "wait_s": t.wait_s,
             "batch_requests": t.batch_requests, "batch_images": t.batch_images, "replica": result.replica}
@@ -108,7 +111,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
         with gr.Row():
             scheduler = gr.Dropdown(choices=scheduler_names(), value=start[4], label="Scheduler", elem_id="generate-scheduler")
             seed = gr.Number(label="Seed (-1 = random)", value=-1, precision=0, elem_id="generate-seed")
-            batch = gr.Number(label="Images", value=1, precision=0, minimum=None)
+            batch = gr.Number(label="Images", value=1, precision=0, minimum=None, elem_id="generate-batch")
     gallery = gr.Gallery(label="Images", show_label=False, columns=4, height="auto", format="png",
                          elem_id="generate-gallery", object_fit="contain", elem_classes=["results-grid"])
     timing = gr.Markdown(elem_id="generate-timing")

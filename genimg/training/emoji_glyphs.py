@@ -263,11 +263,12 @@ def export(checkpoint, assets_dir=None, *, fp16: bool = True, log=print) -> Path
     net.load_state_dict(load_tensors(checkpoint, "ema"))
     net.to(torch.float16 if fp16 else torch.float32).save_pretrained(str(tmp / "glyphs"), safe_serialization=True)
     step = int(state["step"])
-    reproduce = " ".join(["python -m genimg train emoji", *([f"--steps {step}"] if step != 6000 else []),
-                          *(f"--{k.replace('_', '-')} {train_cfg[k]}" for k, d in
-                            (("batch_size", 48), ("lr", 5e-4), ("seed", 0), ("kl_weight", 5e-4))
-                            if k in train_cfg and train_cfg[k] != d),
-                          *([f"--config {train_cfg['config']}"] if train_cfg.get("config", "default") != "default" else []),
+    # The command line's own defaults decide which settings the reproducing command must spell out.
+    default = _parser().get_default
+    reproduce = " ".join(["python -m genimg train emoji", *([f"--steps {step}"] if step != default("steps") else []),
+                          *(f"--{k.replace('_', '-')} {train_cfg[k]}" for k in ("batch_size", "lr", "seed", "kl_weight")
+                            if k in train_cfg and train_cfg[k] != default(k)),
+                          *([f"--config {train_cfg['config']}"] if train_cfg.get("config") != default("config") else []),
                           "--export"])
     card = {
         "name": "genimg-emoji (embedded, OpenMoji scenes)",

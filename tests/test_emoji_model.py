@@ -121,6 +121,7 @@ def test_the_export_writes_a_card_with_vocabulary_licence_and_the_reproducing_co
     measured = card["measured"]  # the export measures how far its drawings are from the training renders
     memo = measured["memorisation"]
     assert memo["n"] == len(vocabulary()) and memo["training_renders"] == 8 * len(vocabulary())
+    assert set(memo["per_emoji"]) == {e.char for e in vocabulary()}  # every output's own distance
     assert 0 < memo["fresh_renders"]["median"] < 1 and 0 < memo["generated"]["median"] < 1
     assert measured["seed_variation"]["median"] >= 0 and measured["speed"]["images_per_s_batch16"] > 0
     fresh = measured["fresh_seeds"]  # the headline: the whole evaluation set, seeds training did not evaluate

@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from genimg.embedded.diffusion import LocalDeviceMixin, _dtype
-from genimg.embedded.gan import ConvGeneratorNet, _check_channels, _weights_present
+from genimg.embedded.gan import ConvGeneratorNet, _check_channels, _weights_present, check_call_arguments
 from genimg.embedded.text import HIDDEN_SIZE, MAX_LENGTH, encode_prompts_cached, load_text_encoder
 from genimg.errors import GenimgError
 
@@ -246,24 +246,10 @@ class EmbeddedEmojiPipeline(LocalDeviceMixin, DiffusionPipeline):
         """
         from genimg.emoji.grammar import BACKGROUNDS, SIZES
 
-        if prompt is None:
-            raise GenimgError("no prompt given")
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if not prompts:
-            raise GenimgError("no prompt given")
-        if num_images_per_prompt < 1:
-            raise GenimgError(f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}")
-        if num_inference_steps < 1:
-            raise GenimgError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
-        if guidance_scale < 0:
-            raise GenimgError(f"guidance_scale must be non-negative, got {guidance_scale}")
-        if output_type not in ("pil", "np", "pt"):
-            raise GenimgError(f"unknown output_type {output_type!r}; expected pil, np or pt")
+        prompts = check_call_arguments(self, prompt, num_images_per_prompt, num_inference_steps, guidance_scale,
+                                       output_type, callback_on_step_end_tensor_inputs)
         if latents is not None:
             raise GenimgError("genimg-emoji draws its own latents (one per emoji); pass a generator, not latents")
-        bad = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
-        if bad:
-            raise GenimgError(f"callback tensor inputs {bad} are not among {self._callback_tensor_inputs}")
         height, width = int(height or self.image_size), int(width or self.image_size)
         if height != width or not MIN_SIDE <= height <= MAX_SIDE:
             raise GenimgError(f"genimg-emoji makes square images from {MIN_SIDE} to {MAX_SIDE} px, "

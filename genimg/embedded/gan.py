@@ -235,6 +235,32 @@ def gan_config(config) -> dict:
 # --------------------------------------------------------------------------- pipeline
 
 
+def check_call_arguments(pipe, prompt, num_images_per_prompt: int, num_inference_steps: int, guidance_scale: float,
+                         output_type: str, callback_tensor_inputs) -> list[str]:
+    """The prompts of a one-step pipeline's call as a list, after checking its arguments.
+
+    Raises GenimgError for no prompt, fewer than one image or step, a negative guidance scale,
+    an unknown output type or callback tensors the pipeline does not offer.
+    """
+    if prompt is None:
+        raise GenimgError("no prompt given")
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    if not prompts:
+        raise GenimgError("no prompt given")
+    if num_images_per_prompt < 1:
+        raise GenimgError(f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}")
+    if num_inference_steps < 1:
+        raise GenimgError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
+    if guidance_scale < 0:
+        raise GenimgError(f"guidance_scale must be non-negative, got {guidance_scale}")
+    if output_type not in ("pil", "np", "pt"):
+        raise GenimgError(f"unknown output_type {output_type!r}; expected pil, np or pt")
+    bad = [k for k in callback_tensor_inputs if k not in pipe._callback_tensor_inputs]
+    if bad:
+        raise GenimgError(f"callback tensor inputs {bad} are not among {pipe._callback_tensor_inputs}")
+    return prompts
+
+
 class OneStepPipeline(LocalDeviceMixin, DiffusionPipeline):
     """Shared ``__call__`` of the one-step generators (GAN, VAE): text -> one forward pass -> images.
 
@@ -300,22 +326,8 @@ class OneStepPipeline(LocalDeviceMixin, DiffusionPipeline):
         or the single ``generator``'s stream. ``negative_prompt`` is ignored (no guidance).
         Raises GenimgError for no prompt, a size other than the model's, or bad arguments.
         """
-        if prompt is None:
-            raise GenimgError("no prompt given")
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if not prompts:
-            raise GenimgError("no prompt given")
-        if num_images_per_prompt < 1:
-            raise GenimgError(f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}")
-        if num_inference_steps < 1:
-            raise GenimgError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
-        if guidance_scale < 0:
-            raise GenimgError(f"guidance_scale must be non-negative, got {guidance_scale}")
-        if output_type not in ("pil", "np", "pt"):
-            raise GenimgError(f"unknown output_type {output_type!r}; expected pil, np or pt")
-        bad = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
-        if bad:
-            raise GenimgError(f"callback tensor inputs {bad} are not among {self._callback_tensor_inputs}")
+        prompts = check_call_arguments(self, prompt, num_images_per_prompt, num_inference_steps, guidance_scale,
+                                       output_type, callback_on_step_end_tensor_inputs)
         size = self.image_size
         height, width = int(height or size), int(width or size)
         if height != width or height not in self.supported_sizes:

@@ -125,3 +125,20 @@ def eval_record(run_dir: Path, step: int) -> dict | None:
     evals = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
     at_step = [e for e in evals if e["step"] == step]
     return at_step[-1] if at_step else (evals[-1] if evals else None)
+
+
+def publish_export(tmp: Path, assets_dir: Path, card: dict, readme_text: str, source: Path, log=print) -> Path:
+    """Finish an export prepared in ``tmp``: write its model card and README, then swap it in for ``assets_dir``.
+
+    The swap is a rename, so a reader never sees half an export. Returns ``assets_dir``.
+    """
+    import os
+    import shutil
+
+    write_json(tmp / "model_card.json", card)
+    (tmp / "README.md").write_text(readme_text)
+    shutil.rmtree(assets_dir, ignore_errors=True)
+    os.replace(tmp, assets_dir)
+    total = sum(p.stat().st_size for p in assets_dir.rglob("*") if p.is_file())
+    log(f"exported {source} -> {assets_dir} ({total / 1e6:.1f} MB)")
+    return assets_dir

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from torch.nn import functional as F
 
 from genimg.errors import GenimgError
 from genimg.training.checkpoints import (eval_record, load_optimizer_tensors, load_tensors, optimizer_tensors,
-                                         read_state, resolve_checkpoint, write_json)
+                                         publish_export, read_state, resolve_checkpoint, write_json)
 from genimg.training.ema import EMA
 from genimg.training.loop import Cadence, RunResult, Trainer, fit
 from genimg.training.registry import register_trainer
@@ -306,13 +305,7 @@ def export(checkpoint, assets_dir=None, *, fp16: bool = True, log=print) -> Path
         "vocabulary": vocabulary_records(),
         "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    write_json(tmp / "model_card.json", card)
-    (tmp / "README.md").write_text(readme(card))
-    shutil.rmtree(assets_dir, ignore_errors=True)
-    os.replace(tmp, assets_dir)
-    total = sum(p.stat().st_size for p in assets_dir.rglob("*") if p.is_file())
-    log(f"exported {checkpoint} -> {assets_dir} ({total / 1e6:.1f} MB)")
-    return assets_dir
+    return publish_export(tmp, assets_dir, card, readme(card), checkpoint, log=log)
 
 
 def readme(card: dict) -> str:
@@ -332,6 +325,8 @@ def readme(card: dict) -> str:
             if v is not None:
                 lines.append(f"| check: {k} | {v:.3f} |")
     for k, v in (card.get("measured") or {}).items():
+        if isinstance(v, dict):  # each emoji's own distance stays in the card
+            v = {kk: vv for kk, vv in v.items() if kk != "per_emoji"}
         lines.append(f"- {k}: {json.dumps(v)}")
     return "\n".join(lines) + "\n"
 
@@ -377,6 +372,7 @@ def measure(assets_dir, poses: int = 8, fresh_seeds=(7, 8), log=print) -> dict[s
         return _on_white_u8(*pipe.draw(names, z))
 
     first, second = drawn(0), drawn(1)
+    generated = nearest_distances(first, train)
 
     def stats(d):
         return {"median": round(float(np.median(d)), 4), "min": round(float(d.min()), 4),
@@ -404,10 +400,11 @@ def measure(assets_dir, poses: int = 8, fresh_seeds=(7, 8), log=print) -> dict[s
         "fresh_seeds": {"seeds": list(fresh_seeds), "prompts": len(scenes), "temperature": pipe.sample_temperature,
                         **{k: fresh_metrics[k] for k in ("single_emoji", "single_background", "relation_all",
                                                          "faces_emoji_tone", "all", "checks", "kinds")}},
-        "memorisation": {"n": n, "training_renders": len(train), "generated": stats(nearest_distances(first, train)),
+        "memorisation": {"n": n, "training_renders": len(train), "generated": stats(generated),
                          "fresh_renders": stats(nearest_distances(fresh, train)),
                          "what": "RMS pixel distance (0..1) of each emoji drawn by the model (on white, sprite size) "
-                                 "to its nearest training render; fresh_renders: new poses of the same glyphs"},
+                                 "to its nearest training render; fresh_renders: new poses of the same glyphs",
+                         "per_emoji": {e.char: round(float(d), 4) for e, d in zip(vocabulary(), generated)}},
         "seed_variation": {"median": round(float(np.median(variation)), 4),
                            "what": "RMS pixel distance between the same emoji drawn with seeds 0 and 1"},
         "speed": {"latency_batch1_ms": round(one * 1000, 1), "images_per_s_batch16": round(16 / sixteen, 1),

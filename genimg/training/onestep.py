@@ -32,7 +32,8 @@ import torch
 
 from genimg import hardware
 from genimg.errors import GenimgError
-from genimg.training.checkpoints import eval_record, load_tensors, read_state, resolve_checkpoint, write_json
+from genimg.training.checkpoints import (eval_record, load_tensors, publish_export, read_state, resolve_checkpoint,
+                                         write_json)
 from genimg.training.data import load_training_data, unit_batch
 from genimg.scenes.grammar import eval_prompt_set
 from genimg.training.evaluation import collapse_check, diversity, evaluate_pipeline, sample_grid
@@ -332,13 +333,7 @@ def export(checkpoint, model: str, assets_dir=None, *, fp16: bool = True, measur
         "measured": measured or {},
         "exported": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    write_json(tmp / "model_card.json", card)
-    (tmp / "README.md").write_text(readme(card))
-    shutil.rmtree(assets_dir, ignore_errors=True)
-    os.replace(tmp, assets_dir)
-    total = sum(p.stat().st_size for p in assets_dir.rglob("*") if p.is_file())
-    log(f"exported {checkpoint} -> {assets_dir} ({total / 1e6:.1f} MB)")
-    return assets_dir
+    return publish_export(tmp, assets_dir, card, readme(card), checkpoint, log=log)
 
 
 def record_measurements(assets_dir, model: str, log=print) -> dict:

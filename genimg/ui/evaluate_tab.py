@@ -84,8 +84,10 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     """Lay out the tab inside the current Blocks context; return its components."""
     choices = model_choices(pool, "text-to-image")
     runnable = [value for label, value in choices if "weights missing" not in label]
-    # The project's own (embedded) models are what this dashboard can always evaluate offline.
-    default_models = [m for m in runnable if m.startswith("genimg-") or pool.spec(m).backend == "embedded"]
+    # The project's own (embedded) models are what this dashboard can always evaluate offline - those that draw
+    # the shapes world, whose grammar set is the default prompts (genimg-emoji draws another world: unfair here).
+    default_models = [m for m in runnable if (m.startswith("genimg-") or pool.spec(m).backend == "embedded")
+                      and getattr(pool.spec(m), "domain", None) in (None, "scene-grammar")]
     with gr.Row():
         with gr.Column(scale=3):
             prompts = gr.Textbox(label="Prompts (one per line)", lines=3, max_lines=12, elem_id="evaluate-prompts")

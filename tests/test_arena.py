@@ -240,6 +240,25 @@ def test_a_battle_generates_anonymous_images_and_reveals_after_the_vote(pool, tm
     engine.dispose()
 
 
+def test_a_random_battle_pairs_models_of_the_prompts_world():
+    """The shipped catalog holds two worlds (shapes, emoji): a random pair must be able to draw the prompt."""
+    from genimg.models.catalog import load_catalog
+    from genimg.models.pool import ModelPool
+    from genimg.tasks.arena import models_for_prompt, pick_models
+
+    pool = ModelPool(load_catalog())
+    shapes = {"genimg-diffusion", "genimg-fewstep", "genimg-gan", "genimg-vae"}
+    assert set(models_for_prompt(pool, "a large red star on a white background")) == shapes
+    assert set(models_for_prompt(pool, "a cat to the left of a rocket on a blue background")) == {"genimg-emoji"}
+    assert set(models_for_prompt(pool, "qwerty zxcv")) == shapes  # outside every world: the largest one
+    for _ in range(20):
+        assert set(pick_models(pool, None, 2, "three green triangles on a black background")) <= shapes
+    with pytest.raises(GenimgError, match="only 1 of the models here can draw this prompt and a battle needs 2"):
+        pick_models(pool, None, 2, "a cat on a blue background")
+    # Chosen models are the visitor's call.
+    assert set(pick_models(pool, ["genimg-emoji", "genimg-gan"], 2, "a cat")) == {"genimg-emoji", "genimg-gan"}
+
+
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
     env = {**os.environ, "GENIMG_DATA_DIR": str(tmp_path / "data")}
     env.pop("GENIMG_DB_URL", None)

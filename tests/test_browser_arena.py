@@ -12,11 +12,13 @@ import urllib.request
 
 from PIL import Image
 
+from genimg.models.catalog import load_catalog
 from tests.test_browser import pytestmark  # noqa: F401
 from tests.test_browser_walkthrough import (RUN_TIMEOUT_MS, assert_images_readable, assert_no_toast,  # noqa: F401
                                             page, table_rows)
 
-MODEL_IDS = ("genimg-diffusion", "genimg-fewstep", "genimg-gan", "genimg-vae")
+# Every text-to-image model of the shipped catalog (a battle on a grammar prompt draws two of the shapes models).
+MODEL_IDS = tuple(m for m, spec in load_catalog().items() if "text-to-image" in spec.tasks)
 
 
 def served_png(page, selector: str) -> tuple[str, Image.Image]:

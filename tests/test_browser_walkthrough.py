@@ -135,6 +135,9 @@ def test_generate_emoji(page, artifacts_dir):
     page.locator("#generate-seed input").fill("1")
     page.locator("#generate-button").click()
     assert_images_readable(page, "#generate-gallery img", count=4)
+    # Four results read as one row at 1440 px (not three and a straggler).
+    tops = {round(box["y"]) for box in (im.bounding_box() for im in page.locator("#generate-gallery img").all())}
+    assert len(tops) == 1, f"the four results sit on {len(tops)} rows"
     image = page.locator("#generate-gallery img").first
     assert image.evaluate("img => img.naturalWidth") == 128
     expect(page.locator("#generate-timing")).to_contain_text("genimg emoji")

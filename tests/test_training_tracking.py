@@ -262,3 +262,13 @@ def test_side_by_side_pairs_each_checkpoint_with_the_other_runs_nearest_step():
     assert nearest_sample(other, 1500) == (1000, "b.png")   # a tie goes to the earlier step
     assert nearest_sample(other, 9000) == (2000, "c.png")
     assert nearest_sample([], 100) is None
+
+
+def test_side_by_side_curves_keep_each_metrics_hue_strong_for_the_first_run_light_for_the_second():
+    from genimg.ui.training_tab import PALETTE, _colours
+
+    points = [{"series": s} for s in ("gan-a: loss/d", "gan-a: loss/g", "gan-b: loss/d", "gan-b: loss/g")]
+    colours = _colours(points)
+    assert colours["gan-a: loss/d"] == PALETTE[0][0] and colours["gan-b: loss/d"] == PALETTE[0][1]
+    assert colours["gan-a: loss/g"] == PALETTE[1][0] and colours["gan-b: loss/g"] == PALETTE[1][1]
+    assert _colours([{"series": "loss/d"}, {"series": "loss/g"}]) == {"loss/d": PALETTE[0][0], "loss/g": PALETTE[1][0]}

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from genimg.arena import ratings, store
 from genimg.arena.prompts import draw
 from genimg.config import settings
+from genimg.domains import DOMAINS, domain_of
 from genimg.errors import GenimgError
 from genimg.models.pool import ModelPool, get_pool
 from genimg.outputs import json_safe
@@ -50,10 +51,33 @@ def available_models(pool: ModelPool) -> list[str]:
             if "text-to-image" in spec.tasks and pool.availability(spec.id)[0]]
 
 
-def pick_models(pool: ModelPool, models: Any = None, k: int = 2) -> list[str]:
+def models_for_prompt(pool: ModelPool, prompt: str | None, here: list[str] | None = None) -> list[str]:
+    """The models a random battle on ``prompt`` may draw: those of one world, so that a pair is fair.
+
+    Models whose prompt domain reads ``prompt``, plus open-vocabulary models (no domain). When no
+    domain reads it (a prompt outside every world), the models of the largest world - all equally
+    outside it. ``here``: the candidates (default: every available text-to-image model).
+    """
+    here = available_models(pool) if here is None else here
+    worlds: dict[str | None, list[str]] = {}
+    for model_id in here:
+        domain = domain_of(pool.spec(model_id))
+        worlds.setdefault(domain.id if domain else None, []).append(model_id)
+    open_vocabulary = worlds.pop(None, [])
+    if not worlds or not (prompt or "").strip():
+        return here
+    reading = [ids for world, ids in worlds.items() if DOMAINS.get(world).check(prompt) is None]
+    if reading:
+        return open_vocabulary + [m for ids in reading for m in ids]
+    return open_vocabulary + max(worlds.values(), key=len)
+
+
+def pick_models(pool: ModelPool, models: Any = None, k: int = 2, prompt: str | None = None) -> list[str]:
     """The battle's models in display order: the chosen ones (shuffled) or ``k`` drawn at random.
 
-    Raises GenimgError for a bad choice or when fewer than ``k`` models can run here.
+    A random draw takes models that can draw ``prompt`` (:func:`models_for_prompt`): an emoji model
+    is never paired with a shapes model on a shapes prompt. Raises GenimgError for a bad choice or
+    when fewer than ``k`` models can run here (or draw the prompt).
     """
     k = int(k)
     if k < 2 or k > len(ratings.LETTERS):
@@ -65,7 +89,11 @@ def pick_models(pool: ModelPool, models: Any = None, k: int = 2) -> list[str]:
         if len(here) < k:
             raise GenimgError(f"a battle of {k} needs {k} text-to-image models that can run here; "
                               f"{len(here)} can (python -m genimg models says how to add weights)")
-        ids = _random.sample(here, k)
+        able = models_for_prompt(pool, prompt, here)
+        if len(able) < k:
+            raise GenimgError(f"only {len(able)} of the models here can draw this prompt and a battle needs {k}: "
+                              "draw a prompt from the scene grammar, or pick the models yourself")
+        ids = _random.sample(able, k)
     # The display order must not follow the order a person typed the models in.
     return _random.sample(ids, len(ids))
 
@@ -86,7 +114,7 @@ def start_battle(prompt: str | None = None, models: Any = None, *, k: int = 2, s
     store.check_rate(session, env.arena_rate_per_min, engine)
     if not (prompt or "").strip() and suite:
         prompt, category = draw(suite)
-    ids = pick_models(pool, models, k)
+    ids = pick_models(pool, models, k, prompt)
     result = compare(GenerateRequest(prompt=prompt or "", model="", seed=seed, batch=1), ids, pool,
                      progress=progress, warmup=True)
     failed = [cell for cell in result.cells if cell.result is None]

@@ -25,8 +25,9 @@ log = logging.getLogger("genimg.ui")
 CSS = """
 #generate-timing, #compare-table, #grid-table, #restore-table, #style-table, #metrics-table, #evaluate-table {
   font-variant-numeric: tabular-nums; }
-/* Results read at a fixed, comfortable size (256-320 px a tile), left to right, never clipped in a box. */
-.results-grid .grid-container { grid-template-columns: repeat(auto-fill, minmax(256px, 320px)) !important;
+/* Results read at a fixed, comfortable size (240-280 px a tile: four a row at 1440 px, since auto-fill counts
+   the largest size), left to right, never clipped in a box. */
+.results-grid .grid-container { grid-template-columns: repeat(auto-fill, minmax(240px, 280px)) !important;
   justify-content: start; }
 .results-grid .thumbnail-item { aspect-ratio: 1 / 1; }
 .results-grid .grid-wrap, .model-columns .grid-wrap { max-height: none !important; height: auto !important;

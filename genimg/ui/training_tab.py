@@ -18,9 +18,11 @@ from genimg.tasks.runs import (TABLE_COLUMNS, alarms_markdown, curve_points, nea
 LIVE_SECONDS = 5
 
 # Tableau's 20 colours: one per series, in the order the series first appear.
-PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
-           "#bab0ac", "#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896",
-           "#9467bd", "#c5b0d5")
+# Tableau 20 as (strong, light) pairs: a metric keeps its hue in both runs shown side by side; the
+# first run draws it strong, the second light.
+PALETTE = (("#1f77b4", "#aec7e8"), ("#ff7f0e", "#ffbb78"), ("#2ca02c", "#98df8a"), ("#d62728", "#ff9896"),
+           ("#9467bd", "#c5b0d5"), ("#8c564b", "#c49c94"), ("#e377c2", "#f7b6d2"), ("#7f7f7f", "#c7c7c7"),
+           ("#bcbd22", "#dbdb8d"), ("#17becf", "#9edae5"))
 
 
 def _frame(points: list[dict[str, Any]]) -> pd.DataFrame:
@@ -28,7 +30,8 @@ def _frame(points: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _colours(points: list[dict[str, Any]]) -> dict[str, str]:
-    """A colour per series of ``points``, for a LinePlot update sent after its value (the value left alone).
+    """A colour per series of ``points``, for a LinePlot update sent after its value (the value left alone):
+    one hue per metric, strong for the first run and light for the second.
 
     Why: Gradio's plot (6.31) builds its Vega spec - the column types and the colour domain - when
     a setting such as ``color_map`` changes, and on a new value only swaps the data. Showing a
@@ -39,7 +42,11 @@ def _colours(points: list[dict[str, Any]]) -> dict[str, str]:
     series shown, it changes whenever they do and the spec is rebuilt from the new data.
     """
     series = list(dict.fromkeys(p["series"] for p in points))
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
+    # Two runs: series are "<run>: <metric>", the first run's first (genimg.tasks.runs.curve_points).
+    runs = list(dict.fromkeys(name.rpartition(": ")[0] for name in series))
+    metrics = list(dict.fromkeys(name.rpartition(": ")[2] for name in series))
+    return {name: PALETTE[metrics.index(name.rpartition(": ")[2]) % len(PALETTE)]
+            [min(runs.index(name.rpartition(": ")[0]), 1)] for name in series}
 
 
 def build(pool: Any, settings: Any) -> dict[str, Any]:

@@ -59,3 +59,27 @@ def test_bad_input_is_a_clear_error_and_the_server_keeps_serving(client, kwargs,
         generate(client, **kwargs)
     gallery, _timing, _payload = generate(client, batch=1)
     assert len(gallery) == 1
+
+
+def test_a_new_session_config_is_the_same_with_memoised_signatures(shared_pool):
+    """genimg.ui.gradio_speedups memoises __init__ signatures for Gradio's per-session config:
+    a new session (every REST call without one) must see exactly the config plain ``inspect`` gives."""
+    import inspect
+
+    import gradio.blocks
+    from gradio.state_holder import SessionState
+
+    from genimg.ui.app import build_app
+    from genimg.ui.gradio_speedups import cache_info
+
+    demo = build_app(shared_pool)
+    assert gradio.blocks.inspect is not inspect  # installed by build_app
+    before = cache_info().hits
+    memoised = SessionState(demo).config_values
+    assert cache_info().hits > before
+    installed, gradio.blocks.inspect = gradio.blocks.inspect, inspect
+    try:
+        plain = SessionState(demo).config_values
+    finally:
+        gradio.blocks.inspect = installed
+    assert memoised == plain and len(plain) > 100

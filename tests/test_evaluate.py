@@ -111,7 +111,7 @@ def test_faithfulness_and_fd_on_a_fake_model_that_draws_the_grammar(shared_pool,
 
     Counter(monkeypatch, fake=draw)
     result = evaluate(request(tmp_path, ["tiny-a"], prompts=GRAMMAR + ["a photo of a cat"],
-                              metrics=["faithfulness", "fd", "entropy"]), shared_pool)
+                              metrics=["faithfulness", "fd", "entropy", "diversity"]), shared_pool)
     rows = {(r.prompt, r.seed): r for r in result.rows}
     for prompt in GRAMMAR:
         for seed in (0, 1):
@@ -124,6 +124,10 @@ def test_faithfulness_and_fd_on_a_fake_model_that_draws_the_grammar(shared_pool,
     assert result.summary["tiny-a"]["set_metrics"]["fd"]["value"] == pytest.approx(0.0, abs=1e-6)
     per_check = result.summary["tiny-a"]["faithfulness_checks"]
     assert per_check["colour"] == {"accuracy": 1.0, "n": 4} and per_check["all"]["accuracy"] == 1.0
+    # Two seeds' renders of a caption are distinct pictures: no pixel near-duplicates (the feature rate,
+    # calibrated on photos, may call flat scenes near-duplicates: it is reported beside it).
+    assert [d["pixel_near_duplicate_rate"] for d in result.diversity] == [0.0] * 3
+    assert result.summary["tiny-a"]["set_metrics"]["diversity"]["pixel_near_duplicate_rate"] == 0.0
 
 
 def test_a_missing_model_becomes_error_rows_and_the_others_still_run(shared_pool, tmp_path):

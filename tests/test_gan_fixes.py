@@ -252,7 +252,7 @@ def test_the_card_says_how_to_reproduce_a_run_with_its_non_default_options():
 def test_near_duplicates_are_images_within_a_small_pixel_distance_of_another():
     import numpy as np
 
-    from genimg.training.evaluation import near_duplicate_rate
+    from genimg.metrics.diversity import pixel_near_duplicate_rate as near_duplicate_rate
 
     base = np.zeros((4, 8, 8, 3), dtype=np.float32)
     base[1] += 0.01                  # RMS 0.01 from image 0: a near-duplicate pair

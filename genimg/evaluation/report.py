@@ -200,7 +200,11 @@ def summary_table(result: Any, skip: Any = ()) -> tuple[list[str], list[list[str
                 text += " (" + ", ".join(f"{kind} {t['accuracy']:.2f} of {t['n']}" for kind, t in stats["types"].items()) + ")"
             cells.append(text)
         for k in set_keys:
-            cells.append(mean_ci_text(s.get("set_metrics", {}).get(k, {})))
+            stats = s.get("set_metrics", {}).get(k, {})
+            text = mean_ci_text(stats)
+            if stats.get("pixel_near_duplicate_rate") is not None:  # diversity: how often a seed repeats a picture
+                text += f" · near-duplicates {stats['pixel_near_duplicate_rate']:.2f}"
+            cells.append(text)
         rows.append(cells)
     return header, rows
 
@@ -420,8 +424,8 @@ def render_html(result: Any, config: dict[str, Any]) -> str:
     """The whole static report page (no scripts, no external resources)."""
     esc = html.escape
     header, rows = csv_rows(result)
-    div_rows = [[d["model"], d["prompt"], d["n_seeds"], d["mean_pairwise_distance"], d["near_duplicate_rate"]]
-                for d in result.diversity]
+    div_rows = [[d["model"], d["prompt"], d["n_seeds"], d["mean_pairwise_distance"], d["near_duplicate_rate"],
+                 d.get("pixel_near_duplicate_rate")] for d in result.diversity]
     models = [[m["id"], m["source"], f"{m['fingerprint']['kind']}:{str(m['fingerprint']['value'])[:16]}",
                m.get("placement", ""), json.dumps(m.get("params", {}))] for m in result.models.values()]
     hw = config["hardware"]
@@ -437,7 +441,8 @@ def render_html(result: Any, config: dict[str, Any]) -> str:
 {report_fragment(result)}
 <h2>Images</h2>{_grid(result)}
 <h2>Diversity across seeds (per prompt)</h2>
-{_table(["model", "prompt", "seeds", "mean pairwise distance", "near-duplicate rate"], div_rows) if div_rows
+{_table(["model", "prompt", "seeds", "mean pairwise distance", "near-duplicates (features, cos ≥ 0.90)",
+         "near-duplicates (pixels, RMS < 0.02)"], div_rows) if div_rows
  else "<p class='note'>needs at least 2 seeds</p>"}
 <h2>Models</h2>{_table(["id", "source", "weights", "placement", "settings"], models)}
 <h2>Every image</h2>{_table(header, rows, "rows")}

@@ -19,6 +19,7 @@ from genimg.evaluation.inputs import BETTER, IMAGE_METRICS, LABELS
 from genimg.evaluation.references import render_references
 from genimg.evaluation.results import EvalRow
 from genimg.evaluation.statistics import CONFIDENCE, mark_pareto, summarize, t_interval
+from genimg.metrics.diversity import pixel_near_duplicate_rate
 from genimg.metrics.registry import METRICS, TEXT_IMAGE
 
 FAITHFULNESS, CLIP, FD, KID, DIVERSITY, VQA = "faithfulness", "clip", "fd", "kid", "diversity", "vqa"
@@ -157,15 +158,21 @@ def _diversity(rows: list[EvalRow], features: dict[str, np.ndarray]) -> tuple[di
         if len(group) < 2:
             continue
         d = METRICS[DIVERSITY].run(np.stack([features[r.key] for r in group]))
+        # Beside the feature rate (calibrated on photos), the pixel rate (calibrated on the flat synthetic
+        # scenes, where the features call distinct renders near-duplicates): the same picture drawn twice.
+        pixels = [np.asarray(r.image.convert("RGB"), dtype=np.float32) / 255.0 for r in group]
         per_prompt.append({"model": group[0].model, "prompt_index": index, "prompt": group[0].prompt, "n_seeds": d.n,
                            "mean_pairwise_distance": d.mean_pairwise_distance,
-                           "near_duplicate_rate": d.near_duplicate_rate})
+                           "near_duplicate_rate": d.near_duplicate_rate,
+                           "pixel_near_duplicate_rate": pixel_near_duplicate_rate(pixels)})
     if not per_prompt:
         return {"mean": None, "note": "needs at least 2 seeds per prompt", "label": LABELS[DIVERSITY],
                 "better": BETTER[DIVERSITY]}, []
     stats = summarize([p["mean_pairwise_distance"] for p in per_prompt], label=LABELS[DIVERSITY],
                       better=BETTER[DIVERSITY])
-    stats.update(near_duplicate_rate=float(np.mean([p["near_duplicate_rate"] for p in per_prompt])), per="prompt")
+    stats.update(near_duplicate_rate=float(np.mean([p["near_duplicate_rate"] for p in per_prompt])),
+                 pixel_near_duplicate_rate=float(np.mean([p["pixel_near_duplicate_rate"] for p in per_prompt])),
+                 per="prompt")
     return stats, per_prompt
 
 

@@ -7,7 +7,11 @@
   scikit-image sample images, a JPEG q=75 copy, a 0.9× rescale and a 5%-per-side crop kept a
   similarity of 0.91–1.00 and σ=3 noise kept ≥ 0.90 on photos (but fell to 0.76–0.86 on
   synthetic, binary or texture images: those copies are missed); the two halves of one photo
-  scored 0.53 and 0.82, and different images at most 0.49.
+  scored 0.53 and 0.82, and different images at most 0.49;
+- pixel near-duplicate rate: the share of same-size images with another image within
+  ``NEAR_DUPLICATE_RMS`` (0.02) RMS pixel distance - the same picture, for flat synthetic scenes
+  where the feature rate cannot tell distinct images apart (docs/training-tracking.md: it called
+  38-50 % of distinct renders of one caption near-duplicates).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import numpy as np
 from genimg.errors import GenimgError
 
 NEAR_DUPLICATE_COSINE = 0.90
+# Distinct ground-truth renders of one caption measured >= 0.09 apart (a 1 px shift of a small shape alone is ~0.07).
+NEAR_DUPLICATE_RMS = 0.02
 
 
 @dataclass
@@ -76,3 +82,20 @@ def diversity(images: Any, *, extractor: Any = None, threshold: float = NEAR_DUP
 
     extractor = extractor or effnet_lite0()
     return diversity_from_features(extractor.pooled(images), threshold)
+
+
+def pixel_near_duplicate_rate(images: Any, threshold: float = NEAR_DUPLICATE_RMS) -> float:
+    """Share of ``images`` (n >= 2 same-size float (H, W, C) arrays in [0, 1], stacked or a list) that have
+    another image within ``threshold`` RMS pixel distance. Raises GenimgError for fewer than 2 images
+    or mixed sizes."""
+    try:
+        x = np.stack([np.asarray(im, dtype=np.float64) for im in images]).reshape(len(images), -1)
+    except ValueError:
+        raise GenimgError("the pixel near-duplicate rate needs images of one size") from None
+    if len(x) < 2:
+        raise GenimgError(f"diversity needs at least 2 images, got {len(x)}")
+    # Squared distances through the Gram matrix: n is small (seeds of one prompt), pixels many.
+    sq = (x * x).sum(axis=1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0) / x.shape[1]
+    np.fill_diagonal(d2, np.inf)
+    return float((np.sqrt(d2.min(axis=1)) < threshold).mean())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from genimg.metrics.diversity import pixel_near_duplicate_rate
 from genimg.training.worlds import SHAPES_SAMPLE_PROMPTS
 
 
@@ -70,33 +71,18 @@ def diversity(pipe, prompt: str = SAMPLE_PROMPTS[0], seeds=range(8), steps: int 
     return pixel_diversity(seed_images(pipe, prompt, seeds, steps, guidance))
 
 
-# Two seeds' images closer than this (RMS pixel distance, 0..1) are the same picture. Distinct ground-truth renders of
-# one caption measured >= 0.09 apart (a 1 px shift of a small shape alone is ~0.07). The metrics' feature-based
-# near-duplicate rate (EfficientNet-Lite0 cosine >= 0.90, calibrated on photos) called 38-50 % of distinct renders
-# of one caption near-duplicates: on flat synthetic scenes it cannot tell them apart, so it is not used here.
-NEAR_DUPLICATE_RMS = 0.02
-
-
-def near_duplicate_rate(images: np.ndarray, threshold: float = NEAR_DUPLICATE_RMS) -> float:
-    """Share of float (n, H, W, 3) images in [0, 1] that have another image within ``threshold`` RMS pixel distance."""
-    x = torch.from_numpy(np.asarray(images, dtype=np.float32)).flatten(1)
-    d = torch.cdist(x, x) / x.shape[1] ** 0.5
-    d.fill_diagonal_(float("inf"))
-    return float((d.min(dim=1).values < threshold).float().mean())
-
-
 def collapse_check(pipe, threshold: float, prompts=SAMPLE_PROMPTS[:2], seeds=range(8), steps: int | None = None,
                    guidance: float | None = None) -> dict:
     """Diversity across ``seeds`` for fixed ``prompts`` and an alarm below ``threshold``.
 
     Returns {"diversity": mean pairwise RMS pixel distance (mean over the prompts),
-    "near_duplicates": mean :func:`near_duplicate_rate`, "alerts": [...]}
+    "near_duplicates": mean :func:`~genimg.metrics.diversity.pixel_near_duplicate_rate`, "alerts": [...]}
     -- the loop sends alerts to the log and every tracker. Diversity alone cannot tell variety
     from noise; faithfulness and the near-duplicate rate stand beside it.
     """
     drawn = [seed_images(pipe, p, seeds, steps, guidance) for p in prompts]
     d = float(np.mean([pixel_diversity(images) for images in drawn]))
-    near = float(np.mean([near_duplicate_rate(images) for images in drawn]))
+    near = float(np.mean([pixel_near_duplicate_rate(images) for images in drawn]))
     alerts = []
     if d < threshold:
         alerts.append({"title": "mode collapse",

@@ -19,6 +19,7 @@ from genimg.models.device import configure_cpu_threads
 from genimg.models.pool import ModelPool, get_pool
 from genimg.ui import (arena_tab, ask_tab, compare_tab, evaluate_tab, generate_tab, grid_tab, info_tab, metrics_tab,
                        preview, restore_tab, style_tab, training_tab)
+from genimg.ui.gradio_speedups import memoise_block_signatures
 
 log = logging.getLogger("genimg.ui")
 
@@ -73,6 +74,7 @@ def build_app(pool: ModelPool | None = None) -> gr.Blocks:
     pool = pool or get_pool()
     env = read_settings()
     guard_decoders(env.limits)  # every Pillow decode in the server, Gradio's included, is bounded from here on
+    memoise_block_signatures()  # each new session (every REST call without one) builds the config of ~360 blocks
     with gr.Blocks(title="genimg", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# genimg {__version__}\nFast image generation and fair side-by-side model comparison"
                     + (" · hosted demo: catalog models only, tighter limits" if env.hosted else "")

@@ -27,7 +27,8 @@ VOTES = (("A", "← A is better", "arena-vote-a"), ("tie", "Tie", "arena-vote-ti
 CATEGORIES = ["all", "single", "position", "count", "relation"]  # the grammar suite's scene kinds
 HOW = ("Two models draw the same prompt with the same seed. Judge the images, not the names: the models are "
        "revealed, with their timings, after your vote. Tick models to choose them, or leave them all unticked "
-       "to have them drawn at random. With 3 or 4 images you rank them instead.")
+       "to have them drawn at random among the models that can draw the prompt. With 3 or 4 images you rank them "
+       "instead.")
 RATING_NOTE = ("**rating** — Bradley–Terry strength on an Elo-like scale (ratings average 1000; 400 points = "
                "10:1 odds of being preferred), **95 % interval** from {rounds} bootstrap resamples of the battles. "
                "**battles** — voted battles the model was in; **wins** — votes for it; a tie or \"both bad\" counts "

@@ -104,8 +104,12 @@ def test_evaluate_shows_vqa_accuracy_per_question_type(ask_page, artifacts_dir, 
     page.locator("#evaluate-seeds textarea").fill("0")
     page.locator("#evaluate-button").click()
     table = page.locator("#evaluate-table")
-    expect(table).to_contain_text("background", timeout=RUN_TIMEOUT_MS)
-    expect(table.get_by_role("columnheader", name="VQA accuracy (scene QA)")).to_have_count(1)
-    expect(table).to_contain_text(re.compile(r"(colour|shape|count) \d\.\d\d of \d+"))
+    expect(table.get_by_role("columnheader", name="VQA accuracy (scene QA)")).to_have_count(1,
+                                                                                     timeout=RUN_TIMEOUT_MS)
+    # Accuracy per question type: its own table under the summary, one row per model.
+    by_type = page.locator("#evaluate-vqa-types")
+    expect(by_type).to_contain_text("VQA accuracy by question type", timeout=RUN_TIMEOUT_MS)
+    expect(by_type.get_by_role("columnheader", name="background")).to_have_count(1)
+    expect(by_type).to_contain_text(re.compile(r"\d\.\d\d \(\d+\)"))
     expect(error_toasts(page)).to_have_count(0)
     page.screenshot(path=str(artifacts_dir / "ask-evaluate-vqa.png"), full_page=True)

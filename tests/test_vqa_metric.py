@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from genimg.evaluation.report import report_fragment, summary_table
+from genimg.evaluation.report import report_fragment, summary_table, vqa_types_table
 from genimg.evaluation.results import EvalRow, EvaluateResult
 from genimg.evaluation.scoring import score_rows, summarize_model
 from genimg.metrics.registry import METRICS, canonical
@@ -75,8 +75,12 @@ def test_evaluate_summary_table_and_report_show_accuracy_per_type():
                             timings={})
     header, table = summary_table(result)
     column = header.index(METRICS["vqa"].label)
-    assert "relation 1.00 of 2" in table[0][column] and "relation 0.50 of 2" in table[1][column]
-    assert "colour 1.00 of" in report_fragment(result)
+    assert table[0][column].startswith("1 ") and "relation" not in table[0][column]  # short rows: types apart
+    types_header, types_rows = vqa_types_table(result.summary)
+    relation = types_header.index("relation")
+    assert [row[0] for row in types_rows] == ["faithful", "sloppy"]
+    assert types_rows[0][relation] == "1.00 (2)" and types_rows[1][relation] == "0.50 (2)"
+    assert "VQA accuracy by question type" in report_fragment(result) and "0.50 (2)" in report_fragment(result)
     assert all(r.as_dict()["answers"] for r in result.rows)
 
 

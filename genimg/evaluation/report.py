@@ -34,6 +34,7 @@ from typing import Any
 
 from genimg import __version__
 from genimg.evaluation.inputs import BETTER, IMAGE_METRICS, LABELS
+from genimg.evaluation.scoring import VQA
 from genimg.hardware import describe as describe_hardware
 from genimg.outputs import json_safe, save_png
 
@@ -195,10 +196,9 @@ def summary_table(result: Any, skip: Any = ()) -> tuple[list[str], list[list[str
         cells = [model, str(s["n_images"]), _fmt(lat["median_s"]), _fmt(lat["images_per_s"])]
         for k in image_keys:
             stats = s["metrics"].get(k, {})
-            text = mean_ci_text(stats) + (" ★" if stats.get("pareto") else "")
-            if stats.get("types"):  # question-based faithfulness: accuracy per question type
-                text += " (" + ", ".join(f"{kind} {t['accuracy']:.2f} of {t['n']}" for kind, t in stats["types"].items()) + ")"
-            cells.append(text)
+            # (VQA's accuracy per question type has its own table, vqa_types_table: a cell this long made
+            # every row of the summary tall.)
+            cells.append(mean_ci_text(stats) + (" ★" if stats.get("pareto") else ""))
         for k in set_keys:
             stats = s.get("set_metrics", {}).get(k, {})
             text = mean_ci_text(stats)
@@ -207,6 +207,20 @@ def summary_table(result: Any, skip: Any = ()) -> tuple[list[str], list[list[str
             cells.append(text)
         rows.append(cells)
     return header, rows
+
+
+def vqa_types_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of VQA accuracy per question type, one row per model ("0.80 (10)": accuracy and
+    questions asked), from a result's per-model ``summary``; empty rows when no model was scored by VQA."""
+    kinds = list(dict.fromkeys(kind for s in summary.values()
+                               for kind in ((s.get("metrics") or {}).get(VQA) or {}).get("types", {})))
+    rows = []
+    for model, s in summary.items():
+        types = ((s.get("metrics") or {}).get(VQA) or {}).get("types") or {}
+        if types:
+            rows.append([model] + [f"{types[k]['accuracy']:.2f} ({types[k]['n']})" if k in types else "—"
+                                   for k in kinds])
+    return ["model"] + kinds, rows
 
 
 def _image_metric_keys() -> tuple[str, ...]:
@@ -403,6 +417,9 @@ def report_fragment(result: Any) -> str:
              "interval for the faithfulness pass rate, percentile bootstrap for FD/KID; ★ = on the latency–quality "
              "Pareto front for that metric. Images are treated as independent samples.</p>",
              _table(header, rows, "summary")]
+    vqa_header, vqa_rows = vqa_types_table(result.summary)
+    if vqa_rows:
+        parts += ["<h3>VQA accuracy by question type (questions asked)</h3>", _table(vqa_header, vqa_rows, "vqa-types")]
     warnings = []
     for model, s in result.summary.items():
         for k, stats in (s.get("set_metrics") or {}).items():

@@ -18,7 +18,7 @@ import pandas as pd
 
 from genimg.errors import GenimgError
 from genimg.evaluation.report import (mean_ci_text, report_fragment, summary_table, unavailable_metrics,
-                                      write_report)
+                                      vqa_types_table, write_report)
 from genimg.evaluation.inputs import (ALL_METRICS, BETTER, DEFAULT_METRICS, IMAGE_METRICS, LABELS, grammar_prompts,
                                       parse_seeds, read_prompts_file)
 from genimg.evaluation.scoring import quality_metric
@@ -124,6 +124,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     missing = gr.Markdown(elem_id="evaluate-unavailable", elem_classes=["footnote"])
     table = gr.Dataframe(max_height=RESULTS_TABLE_HEIGHT, label="Per model: mean [95% CI] (★ = on the latency–quality Pareto front)",
                          interactive=False, wrap=True, elem_id="evaluate-table")
+    by_type = gr.Markdown(elem_id="evaluate-vqa-types")
     plot_metric = gr.Dropdown(choices=[], value=None, label="Metric to plot", elem_id="evaluate-plot-metric")
     with gr.Row():
         scatter = gr.ScatterPlot(x="latency_s", y="value", color="front", label="Quality vs latency",
@@ -171,10 +172,15 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
                 scatter_plot, bar_plot, str(paths.zip), str(paths.html), report_fragment(result), payload,
                 payload["summary"])
 
-    def unavailable_note(summary, keys):
+    def notes(summary, keys):
+        """The notes around the table: metrics not measured here (above) and VQA per question type (below)."""
         gone = unavailable_metrics(list(keys or []), summary or {})
+        header, rows = vqa_types_table(summary or {})
+        table = ("**VQA accuracy by question type** (questions asked)\n\n| " + " | ".join(header) + " |\n|"
+                 + "---|" * len(header) + "\n" + "\n".join("| " + " | ".join(row) + " |" for row in rows)
+                 if rows else "")
         return ("Not measured on this machine: " + "; ".join(f"**{LABELS.get(k, k)}** — {why}" for k, why in gone.items())
-                if gone else "")
+                if gone else ""), table
 
     def on_plot_metric(summary, metric):
         return _plots(summary, metric)
@@ -182,7 +188,7 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     run.click(on_evaluate, [models, prompts, prompts_file, grammar_n, seeds, own, width, height, steps, guidance,
                             scheduler, metrics, use_cache],
               [gallery, table, plot_metric, scatter, bars, report_zip, report_html, preview, record, summary_state],
-              api_name="evaluate").then(unavailable_note, [summary_state, metrics], missing, api_name=False,
+              api_name="evaluate").then(notes, [summary_state, metrics], [missing, by_type], api_name=False,
                                         show_progress="hidden")
     plot_metric.input(on_plot_metric, [summary_state, plot_metric], [scatter, bars], api_name=False, queue=False)
     own.change(lambda on: [gr.update(interactive=not on)] * 5, [own], [width, height, steps, guidance, scheduler],

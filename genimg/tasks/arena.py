@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from genimg.arena import ratings, store
 from genimg.arena.prompts import draw
 from genimg.config import settings
-from genimg.domains import DOMAINS, domain_of
+from genimg.domains import can_draw, domain_of
 from genimg.errors import GenimgError
 from genimg.models.pool import ModelPool, get_pool
 from genimg.outputs import json_safe
@@ -59,17 +59,14 @@ def models_for_prompt(pool: ModelPool, prompt: str | None, here: list[str] | Non
     outside it. ``here``: the candidates (default: every available text-to-image model).
     """
     here = available_models(pool) if here is None else here
-    worlds: dict[str | None, list[str]] = {}
-    for model_id in here:
-        domain = domain_of(pool.spec(model_id))
-        worlds.setdefault(domain.id if domain else None, []).append(model_id)
-    open_vocabulary = worlds.pop(None, [])
-    if not worlds or not (prompt or "").strip():
-        return here
-    reading = [ids for world, ids in worlds.items() if DOMAINS.get(world).check(prompt) is None]
-    if reading:
-        return open_vocabulary + [m for ids in reading for m in ids]
-    return open_vocabulary + max(worlds.values(), key=len)
+    able = [m for m in here if can_draw(pool.spec(m), prompt or "")]
+    open_vocabulary = [m for m in here if domain_of(pool.spec(m)) is None]
+    if len(able) > len(open_vocabulary):  # some world reads the prompt (an empty one: every world)
+        return able
+    worlds: dict[str, list[str]] = {}
+    for model_id in (m for m in here if m not in open_vocabulary):
+        worlds.setdefault(domain_of(pool.spec(model_id)).id, []).append(model_id)
+    return open_vocabulary + (max(worlds.values(), key=len) if worlds else [])
 
 
 def pick_models(pool: ModelPool, models: Any = None, k: int = 2, prompt: str | None = None) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from genimg.domains import can_draw
 from genimg.errors import GenimgError
 from genimg.evaluation.report import (mean_ci_text, report_fragment, summary_table, unavailable_metrics,
                                       vqa_types_table, write_report)
@@ -84,10 +85,11 @@ def build(pool: Any, settings: Any) -> dict[str, Any]:
     """Lay out the tab inside the current Blocks context; return its components."""
     choices = model_choices(pool, "text-to-image")
     runnable = [value for label, value in choices if "weights missing" not in label]
-    # The project's own (embedded) models are what this dashboard can always evaluate offline - those that draw
-    # the shapes world, whose grammar set is the default prompts (genimg-emoji draws another world: unfair here).
+    # The project's own (embedded) models are what this dashboard can always evaluate offline - those that can
+    # draw the default prompts, the grammar set (genimg-emoji draws another world: unfair here).
+    default_prompt = grammar_prompts(1)[0]
     default_models = [m for m in runnable if (m.startswith("genimg-") or pool.spec(m).backend == "embedded")
-                      and getattr(pool.spec(m), "domain", None) in (None, "scene-grammar")]
+                      and can_draw(pool.spec(m), default_prompt)]
     with gr.Row():
         with gr.Column(scale=3):
             prompts = gr.Textbox(label="Prompts (one per line)", lines=3, max_lines=12, elem_id="evaluate-prompts")
